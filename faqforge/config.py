@@ -1,0 +1,232 @@
+"""Typed pipeline configuration: one pydantic model per stage, one YAML file per pipeline.
+
+Precedence, lowest first: field defaults (they serve the embedded run) < the YAML file <
+environment variables ``FAQFORGE__SECTION__FIELD=value`` < ``--set section.field=value``.
+Unknown keys are errors, and every invalid field is reported at once, before any work.
+Secrets never live here: ``teacher.api_key_env`` names the variable that holds the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "FAQFORGE__"
+DEFAULT_CONFIG = Path("configs/default.yaml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IngestConfig(Section):
+    extensions: list[str] = [".md", ".txt", ".html", ".htm", ".pdf"]
+    # Larger files are rejected rather than read: one stray dump must not stall the run.
+    max_file_bytes: int = Field(20_000_000, gt=0)
+
+
+class ChunkConfig(Section):
+    max_tokens: int = Field(256, ge=32, description="chunk size in student tokens")
+    overlap_tokens: int = Field(32, ge=0)
+    # None: the student's own tokenizer, so chunk sizes are what the student will see.
+    tokenizer: str | None = None
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkConfig:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError("overlap_tokens must be smaller than max_tokens")
+        return self
+
+
+class TeacherConfig(Section):
+    kind: Literal["extractive", "openai"] = "extractive"
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "meta-llama/Meta-Llama-3-70B-Instruct"
+    api_key_env: str = "FAQFORGE_TEACHER_API_KEY"
+    concurrency: int = Field(8, ge=1)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    temperature: float = Field(0.2, ge=0)
+    max_tokens: int = Field(1024, ge=16)
+    # Pairs per chunk scale with its length: the seed recipe's one pair per concept was too few.
+    pairs_per_100_tokens: float = Field(2.0, gt=0)
+    min_pairs: int = Field(2, ge=1)
+    max_pairs: int = Field(8, ge=1)
+    max_answer_words: int = Field(60, ge=5)
+    # A run fails only when more than this share of chunks could not be answered.
+    max_failure_share: float = Field(0.2, ge=0, le=1)
+
+    def content_key(self) -> dict[str, Any]:
+        """The fields that change what the teacher writes (not how fast it is asked)."""
+        return self.model_dump(
+            include={"kind", "model", "temperature", "max_tokens", "pairs_per_100_tokens",
+                     "min_pairs", "max_pairs", "max_answer_words"}
+        )
+
+
+class CurateConfig(Section):
+    max_answer_words: int = Field(60, ge=1)
+    min_question_words: int = Field(3, ge=1)
+
+
+class DedupConfig(Section):
+    # 3-word shingles: 5-grams are too harsh on short QA text (see STACK-FACTS).
+    shingle_words: int = Field(3, ge=1)
+    num_perm: int = Field(128, ge=16)
+    threshold: float = Field(0.7, gt=0, le=1)
+
+
+class SplitConfig(Section):
+    eval_fraction: float = Field(0.2, gt=0, lt=1)
+    salt: str = "faqforge-split-v1"
+
+
+class DecontaminateConfig(Section):
+    ngram_words: int = Field(13, ge=3, description="GPT-3 style long n-gram overlap")
+
+
+class ValidateConfig(Section):
+    suite: Path = Path("expectations/qa_dataset.json")
+    min_train_rows: int = Field(1, ge=1)
+    min_eval_rows: int = Field(1, ge=1)
+
+
+class FinetuneConfig(Section):
+    # "builtin:tiny-llama" builds a tiny Llama locally (no hub access); else a path or hub name.
+    base_model: str = "builtin:tiny-llama"
+    # auto: 4-bit QLoRA when CUDA is present, plain LoRA otherwise.
+    quantization: Literal["auto", "none", "4bit"] = "auto"
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    # A randomly initialised tiny model only learns with a trainable head; drop for real models.
+    modules_to_save: list[str] = ["lm_head"]
+    max_steps: int = Field(200, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(384, ge=16)
+    seed: int = 0
+    system_prompt: str = "You answer questions about the organisation's documentation."
+
+
+class EvaluateConfig(Section):
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_items: int | None = Field(None, ge=1)
+
+
+class PipelineConfig(Section):
+    name: str = "default"
+    workspace: Path = Path(".faqforge")
+    source: Path = Path("faqforge/sample_corpus")
+    ingest: IngestConfig = IngestConfig()
+    chunk: ChunkConfig = ChunkConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    curate: CurateConfig = CurateConfig()
+    dedup: DedupConfig = DedupConfig()
+    split: SplitConfig = SplitConfig()
+    decontaminate: DecontaminateConfig = DecontaminateConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    finetune: FinetuneConfig = FinetuneConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def dataset_hash(self) -> str:
+        """Hash of everything that shapes the dataset; training/eval knobs are left out."""
+        data = self.dump()
+        keyed = {k: data[k] for k in ("ingest", "chunk", "curate", "dedup", "split",
+                                      "decontaminate", "validate")}
+        keyed["teacher"] = self.teacher.content_key()
+        return stable_hash(keyed)
+
+    def hash(self) -> str:
+        return stable_hash(self.dump())
+
+
+class ConfigError(ValueError):
+    """All problems with a configuration, one per line, each with its field path."""
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """sha256 of canonical JSON: equal content gives an equal hash across runs and machines."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"teacher.concurrency=16"`` → ``("teacher.concurrency", 16)``; values are YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key.path=value")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> list[tuple[str, Any]]:
+    environ = dict(os.environ if environ is None else environ)
+    return [
+        (name[len(ENV_PREFIX):].lower().replace("__", "."), yaml.safe_load(value))
+        for name, value in sorted(environ.items())
+        if name.startswith(ENV_PREFIX)
+    ]
+
+
+def load_config(
+    path: Path | str | None = None,
+    overrides: list[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> PipelineConfig:
+    """Read, override and validate a pipeline config; raise ConfigError listing every problem."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections")
+        data = loaded
+    for key, value in env_overrides(environ) + [parse_override(o) for o in overrides or []]:
+        _set_path(data, key, value)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, path)) from None
+
+
+def _format_errors(exc: ValidationError, path: Path | None) -> str:
+    where = f" in {path}" if path else ""
+    lines = [f"{exc.error_count()} invalid config field(s){where}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "literal_error":
+            msg = f"{msg} (got {err['input']!r})"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling against `faqforge config show`)"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)

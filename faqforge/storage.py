@@ -1,0 +1,163 @@
+"""Files between stages: JSONL records, atomic writes, and the workspace layout.
+
+Every write goes to a temporary sibling, is fsynced and renamed into place, so a reader
+(or a re-run after ``kill -9``) sees either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from faqforge.records import Record
+
+R = TypeVar("R", bound=Record)
+
+
+def sha256_bytes(data: bytes, length: int = 16) -> str:
+    return hashlib.sha256(data).hexdigest()[:length]
+
+
+def sha256_text(text: str, length: int = 16) -> str:
+    return sha256_bytes(text.encode("utf-8"), length)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_jsonl(path: Path, rows: Iterable[Record | dict[str, Any]]) -> int:
+    """Write records atomically, one JSON object per line; return how many."""
+    lines = [
+        json.dumps(r.to_dict() if isinstance(r, Record) else r, ensure_ascii=False, sort_keys=True)
+        for r in rows
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not a JSON object: {exc.msg}") from exc
+
+
+def read_records(path: Path, cls: type[R]) -> list[R]:
+    return [cls.from_dict(row) for row in iter_jsonl(path)]
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def publish_dir(staging: Path, final: Path) -> None:
+    """Move a fully written directory into place in one rename; an existing one is kept."""
+    for f in staging.rglob("*"):
+        if f.is_file():
+            with f.open("rb") as fh:
+                os.fsync(fh.fileno())
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        # Content-addressed: the same name means the same content, already published.
+        shutil.rmtree(staging)
+        return
+    os.rename(staging, final)
+    _fsync_dir(final.parent)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a pipeline keeps everything it writes.
+
+    ``stages/<stage>/<key>/``: intermediate outputs keyed by their inputs' content;
+    ``cache/teacher/``: one file per answered chunk; ``datasets/<version>/``: published
+    datasets and ``datasets/LATEST``; ``runs/<run-id>/``: adapters and eval reports;
+    ``models/``: locally built base models; ``prefect/``: persisted task results.
+    """
+
+    root: Path
+
+    def stage_dir(self, stage: str, key: str) -> Path:
+        return self.root / "stages" / stage / key
+
+    @property
+    def teacher_cache(self) -> Path:
+        return self.root / "cache" / "teacher"
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def prefect_results(self) -> Path:
+        return self.root / "prefect" / "results"
+
+    def staging(self, name: str) -> Path:
+        path = self.root / "tmp" / name
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def read_pointer(self, name: str) -> str | None:
+        """``datasets/LATEST`` or ``runs/LATEST``-style pointer files."""
+        path = self.root / name
+        return path.read_text().strip() if path.is_file() else None
+
+    def write_pointer(self, name: str, value: str) -> None:
+        atomic_write_text(self.root / name, value + "\n")
