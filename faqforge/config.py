@@ -65,8 +65,16 @@ class TeacherConfig(Section):
     def content_key(self) -> dict[str, Any]:
         """The fields that change what the teacher writes (not how fast it is asked)."""
         return self.model_dump(
-            include={"kind", "model", "temperature", "max_tokens", "pairs_per_100_tokens",
-                     "min_pairs", "max_pairs", "max_answer_words"}
+            include={
+                "kind",
+                "model",
+                "temperature",
+                "max_tokens",
+                "pairs_per_100_tokens",
+                "min_pairs",
+                "max_pairs",
+                "max_answer_words",
+            }
         )
 
 
@@ -146,8 +154,10 @@ class PipelineConfig(Section):
     def dataset_hash(self) -> str:
         """Hash of everything that shapes the dataset; training/eval knobs are left out."""
         data = self.dump()
-        keyed = {k: data[k] for k in ("ingest", "chunk", "curate", "dedup", "split",
-                                      "decontaminate", "validate")}
+        keyed = {
+            k: data[k]
+            for k in ("ingest", "chunk", "curate", "dedup", "split", "decontaminate", "validate")
+        }
         keyed["teacher"] = self.teacher.content_key()
         return stable_hash(keyed)
 
@@ -186,7 +196,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 def env_overrides(environ: dict[str, str] | None = None) -> list[tuple[str, Any]]:
     environ = dict(os.environ if environ is None else environ)
     return [
-        (name[len(ENV_PREFIX):].lower().replace("__", "."), yaml.safe_load(value))
+        (name[len(ENV_PREFIX) :].lower().replace("__", "."), yaml.safe_load(value))
         for name, value in sorted(environ.items())
         if name.startswith(ENV_PREFIX)
     ]
@@ -230,3 +240,21 @@ def _format_errors(exc: ValidationError, path: Path | None) -> str:
             msg = "unknown field (check the spelling against `faqforge config show`)"
         lines.append(f"  {loc}: {msg}")
     return "\n".join(lines)
+
+
+def load_run_config(
+    config: str | Path | None,
+    overrides: list[str] | None = None,
+    source: str | Path | None = None,
+    workspace: str | Path | None = None,
+) -> PipelineConfig:
+    """A flow's config: file, overrides, then ``--source``/``--workspace``; paths absolute."""
+    extra = list(overrides or [])
+    if source is not None:
+        extra.append(f"source={source}")
+    if workspace is not None:
+        extra.append(f"workspace={workspace}")
+    cfg = load_config(config, extra)
+    cfg.source = cfg.source.expanduser().resolve()
+    cfg.workspace = cfg.workspace.expanduser().resolve()
+    return cfg

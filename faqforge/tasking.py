@@ -31,7 +31,9 @@ def params_key(stage: str, module: ModuleType, params: dict[str, Any]) -> str:
     return stage_key(stage, module_hash(module), *[params[k] for k in sorted(params)])
 
 
-def stage_cache_key_fn(stage: str, module: ModuleType) -> Callable[[Any, dict[str, Any]], str | None]:
+def stage_cache_key_fn(
+    stage: str, module: ModuleType
+) -> Callable[[Any, dict[str, Any]], str | None]:
     """A Prefect ``cache_key_fn`` that only offers a cached result whose files still exist."""
 
     def key_fn(_ctx: Any, params: dict[str, Any]) -> str | None:
@@ -52,8 +54,14 @@ def publish_counts_artifact(out: StageOutput) -> None:
     rows = [{"metric": "in", "value": out.counts.in_}, {"metric": "out", "value": out.counts.out}]
     if out.counts.produced is not None:
         rows.append({"metric": "produced", "value": out.counts.produced})
-    rows += [{"metric": f"rejected: {r}", "value": n} for r, n in sorted(out.counts.rejected.items())]
-    rows += [{"metric": k, "value": v} for k, v in sorted(out.stats.items()) if isinstance(v, int | float)]
+    rows += [
+        {"metric": f"rejected: {r}", "value": n} for r, n in sorted(out.counts.rejected.items())
+    ]
+    rows += [
+        {"metric": k, "value": v}
+        for k, v in sorted(out.stats.items())
+        if isinstance(v, int | float)
+    ]
     create_table_artifact(
         key=f"{out.stage.replace('_', '-')}-counts",
         table=rows,
@@ -64,7 +72,9 @@ def publish_counts_artifact(out: StageOutput) -> None:
 Compute = Callable[[], tuple[dict[str, Any], StageCounts, dict[str, Any]]]
 
 
-def run_stage(stage: str, module: ModuleType, params: dict[str, Any], compute: Compute) -> StageOutput:
+def run_stage(
+    stage: str, module: ModuleType, params: dict[str, Any], compute: Compute
+) -> StageOutput:
     """Return the finished output for these params, or compute, save and report it.
 
     ``params`` are the task's own parameters (including ``workspace``); ``compute`` returns
@@ -81,6 +91,6 @@ def run_stage(stage: str, module: ModuleType, params: dict[str, Any], compute: C
 
 
 def in_prefect_run() -> bool:
-    from prefect.context import TaskRunContext, FlowRunContext
+    from prefect.context import FlowRunContext, TaskRunContext
 
     return TaskRunContext.get() is not None or FlowRunContext.get() is not None

@@ -1,0 +1,5 @@
+"""Prefect flows: each only wires tasks from ``tasks/``."""
+
+from faqforge.runtime import prepare_environment
+
+prepare_environment()

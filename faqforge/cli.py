@@ -1,0 +1,199 @@
+"""The ``faqforge`` command: run flows, show the resolved config.
+
+Heavy modules (Prefect, torch) are imported inside the commands, so ``faqforge --help``
+answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from faqforge.config import DEFAULT_CONFIG, ConfigError, PipelineConfig, load_run_config
+
+app = typer.Typer(
+    help="Documents in; a validated QA dataset and a fine-tuned FAQ model out.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+run_app = typer.Typer(
+    help="Run a flow on the embedded Prefect API (or PREFECT_API_URL).", no_args_is_help=True
+)
+config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="override a field: key.path=value (repeatable)"),
+]
+SourceOpt = Annotated[Path | None, typer.Option(help="corpus folder (overrides `source`)")]
+WorkspaceOpt = Annotated[Path | None, typer.Option(help="workspace folder (overrides `workspace`)")]
+
+
+def _resolve(
+    config: Path, overrides: list[str] | None, source: Path | None, workspace: Path | None
+) -> PipelineConfig:
+    """Validate everything before any expensive work; exit 2 listing every problem."""
+    try:
+        cfg = load_run_config(config, overrides, source, workspace)
+    except ConfigError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    from faqforge.runtime import prepare_environment
+
+    prepare_environment(cfg.workspace)
+    return cfg
+
+
+def _run(flow_fn: Any, **params: Any) -> dict[str, Any]:
+    """Run a flow, turning its failure into a one-line reason and exit code 1."""
+    try:
+        return flow_fn(**params)
+    except Exception as exc:
+        typer.secho(f"{flow_fn.name} failed: {type(exc).__name__}: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print_dataset(summary: dict[str, Any]) -> None:
+    t = summary["teacher"]
+    typer.echo(
+        f"dataset {summary['version']}: {summary['train']} train / {summary['eval']} eval pairs, "
+        f"{summary['rejected']} rejected\n  {summary['dir']}\n"
+        f"  teacher {t['model']}: {t['requests']} requests, {t['cache_hits']} cache hits, "
+        f"{t['prompt_tokens']} prompt + {t['completion_tokens']} completion tokens"
+    )
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    typer.echo(
+        f"adapter {run['run_id']} (dataset {run['dataset_version']})\n  {run['adapter_dir']}"
+    )
+
+
+def _print_eval(result: dict[str, Any]) -> None:
+    m = result["metrics"]
+    rows = "\n".join(
+        f"  {name:<12} base {m['base'][name]:.3f}  tuned {m['tuned'][name]:.3f}"
+        for name in sorted(m["base"])
+        if isinstance(m["base"][name], int | float)
+    )
+    typer.echo(f"evaluation report\n  {result['report']}\n{rows}")
+
+
+@run_app.command("refresh")
+def run_refresh(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """ingest → chunk → generate → curate → dedup → split → decontaminate → validate → publish."""
+    _resolve(config, set_, source, workspace)
+    from flows.refresh import refresh
+
+    _print_dataset(
+        _run(
+            refresh,
+            config=str(config),
+            overrides=set_ or [],
+            source=_str(source),
+            workspace=_str(workspace),
+        )
+    )
+
+
+@run_app.command("finetune")
+def run_finetune(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    dataset: Annotated[str | None, typer.Option(help="dataset version (default LATEST)")] = None,
+    source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Train a LoRA/QLoRA adapter on a published dataset version."""
+    _resolve(config, set_, source, workspace)
+    from flows.finetune import finetune_flow
+
+    _print_run(
+        _run(
+            finetune_flow,
+            config=str(config),
+            overrides=set_ or [],
+            dataset=dataset,
+            workspace=_str(workspace),
+        )
+    )
+
+
+@run_app.command("evaluate")
+def run_evaluate(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    run: Annotated[str | None, typer.Option(help="run id (default LATEST)")] = None,
+    source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Compare the base model and a fine-tuned adapter on the eval split."""
+    _resolve(config, set_, source, workspace)
+    from flows.evaluate import evaluate_flow
+
+    _print_eval(
+        _run(
+            evaluate_flow,
+            config=str(config),
+            overrides=set_ or [],
+            run=run,
+            workspace=_str(workspace),
+        )
+    )
+
+
+@run_app.command("all")
+def run_all(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """refresh, then finetune on the version it published, then evaluate."""
+    _resolve(config, set_, source, workspace)
+    from flows.pipeline import pipeline
+
+    result = _run(
+        pipeline,
+        config=str(config),
+        overrides=set_ or [],
+        source=_str(source),
+        workspace=_str(workspace),
+    )
+    _print_dataset(result["dataset"])
+    _print_run(result["finetune"])
+    _print_eval(result["evaluate"])
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of YAML")] = False,
+) -> None:
+    """Print the resolved config (file + environment + --set) and its hashes."""
+    cfg = _resolve(config, set_, None, None)
+    data = cfg.dump()
+    data["_hash"] = {"config": cfg.hash(), "dataset": cfg.dataset_hash()}
+    typer.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False))
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(app())

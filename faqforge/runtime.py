@@ -1,0 +1,24 @@
+"""Process environment for running flows; must run before Prefect is imported.
+
+Only defaults are set (``setdefault``): anything the operator exported wins.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def prepare_environment(workspace: Path | None = None) -> None:
+    # No telemetry (it fails and logs offline); the first ephemeral start can take ~20 s.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    # Nothing is downloaded at run time: models are local paths or already cached.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if workspace is not None:
+        # Task results live beside the files they point at, so both go when one is deleted.
+        os.environ.setdefault(
+            "PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(workspace / "prefect" / "results")
+        )

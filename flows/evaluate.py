@@ -1,0 +1,49 @@
+"""The evaluation flow: base vs fine-tuned on the eval split of the adapter's dataset.
+
+python -m flows.evaluate
+faqforge run evaluate --run ft-0123abcd4567
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from tasks.evaluate import evaluate
+
+from faqforge.config import DEFAULT_CONFIG, load_run_config
+from faqforge.naming import flow_run_namer
+from faqforge.storage import Workspace
+
+RUNS_LATEST = "runs/LATEST"
+
+
+class RunNotFound(FileNotFoundError):
+    """No finished fine-tuning run to evaluate."""
+
+
+def run_dir(ws: Workspace, run: str | None) -> str:
+    """The folder of training run ``run``, or of the LATEST one."""
+    run = run or ws.read_pointer(RUNS_LATEST)
+    if run is None:
+        raise RunNotFound(f"no fine-tuning run in {ws.runs}: run `faqforge run finetune` first")
+    path = ws.runs / run
+    if not (path / "manifest.json").is_file():
+        raise RunNotFound(f"run {run!r} not found in {ws.runs}")
+    return str(path)
+
+
+@flow(name="evaluate", flow_run_name=flow_run_namer("evaluate"), log_prints=True)
+def evaluate_flow(
+    config: str = str(DEFAULT_CONFIG),
+    overrides: list[str] | None = None,
+    run: str | None = None,
+    workspace: str | None = None,
+) -> dict[str, Any]:
+    """Score run ``run`` (default: LATEST) against its base model; returns report + metrics."""
+    cfg = load_run_config(config, overrides, workspace=workspace)
+    return evaluate(run_dir(Workspace(cfg.workspace), run), cfg.evaluate, str(cfg.workspace))
+
+
+if __name__ == "__main__":
+    evaluate_flow()

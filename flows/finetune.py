@@ -1,0 +1,51 @@
+"""The training flow: a LoRA (QLoRA on CUDA) adapter trained on a published dataset version.
+
+python -m flows.finetune
+faqforge run finetune --dataset ds-0123abcd4567
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from faqforge.config import DEFAULT_CONFIG, load_run_config
+from faqforge.naming import flow_run_namer
+from faqforge.storage import Workspace
+from tasks.finetune import finetune
+from tasks.publish import LATEST
+
+
+class DatasetNotFound(FileNotFoundError):
+    """No published dataset version to train on."""
+
+
+def dataset_dir(ws: Workspace, version: str | None) -> str:
+    """The folder of ``version``, or of the LATEST published one."""
+    version = version or ws.read_pointer(LATEST)
+    if version is None:
+        raise DatasetNotFound(
+            f"no dataset published in {ws.datasets}: run `faqforge run refresh` first"
+        )
+    path = ws.datasets / version
+    if not (path / "manifest.json").is_file():
+        raise DatasetNotFound(f"dataset version {version!r} not found in {ws.datasets}")
+    return str(path)
+
+
+@flow(name="finetune", flow_run_name=flow_run_namer("finetune"), log_prints=True)
+def finetune_flow(
+    config: str = str(DEFAULT_CONFIG),
+    overrides: list[str] | None = None,
+    dataset: str | None = None,
+    workspace: str | None = None,
+) -> dict[str, Any]:
+    """Train an adapter on dataset version ``dataset`` (default: LATEST); returns the run."""
+    cfg = load_run_config(config, overrides, workspace=workspace)
+    ws = Workspace(cfg.workspace)
+    return finetune(dataset_dir(ws, dataset), cfg.finetune, str(cfg.workspace))
+
+
+if __name__ == "__main__":
+    finetune_flow()

@@ -1,0 +1,34 @@
+"""Everything in order: refresh, then finetune on the version it published, then evaluate.
+
+python -m flows.pipeline
+faqforge run all
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from faqforge.config import DEFAULT_CONFIG
+from faqforge.naming import flow_run_namer
+from flows.evaluate import evaluate_flow
+from flows.finetune import finetune_flow
+from flows.refresh import refresh
+
+
+@flow(name="pipeline", flow_run_name=flow_run_namer("pipeline"), log_prints=True)
+def pipeline(
+    config: str = str(DEFAULT_CONFIG),
+    overrides: list[str] | None = None,
+    source: str | None = None,
+    workspace: str | None = None,
+) -> dict[str, Any]:
+    dataset = refresh(config, overrides, source, workspace)
+    run = finetune_flow(config, overrides, dataset["version"], workspace)
+    report = evaluate_flow(config, overrides, run["run_id"], workspace)
+    return {"dataset": dataset, "finetune": run, "evaluate": report}
+
+
+if __name__ == "__main__":
+    pipeline()
