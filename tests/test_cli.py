@@ -1,0 +1,79 @@
+"""The CLI contract that does not need a flow run: help, config show, config errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from faqforge.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def test_help_imports_neither_torch_nor_prefect():
+    code = (
+        "import sys\n"
+        "from faqforge.cli import app\n"
+        "try:\n    app(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'prefect', 'transformers') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "refresh" in out.stdout and "finetune" in out.stdout and "evaluate" in out.stdout
+    assert "HEAVY []" in out.stdout
+
+
+def test_config_show_resolves_file_and_overrides(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(
+        app,
+        [
+            "config",
+            "show",
+            "--config",
+            "configs/default.yaml",
+            "--json",
+            "--set",
+            "teacher.concurrency=3",
+            "--set",
+            "finetune.lora_r=4",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["teacher"]["concurrency"] == 3
+    assert shown["finetune"]["lora_r"] == 4
+    assert shown["validate"]["suite"] == "expectations/qa_dataset.json"
+    assert len(shown["_hash"]["dataset"]) == 16
+
+
+def test_bad_config_exits_2_listing_every_problem_before_any_work(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "refresh",
+            "--config",
+            str(ROOT / "configs" / "default.yaml"),
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--set",
+            "teacher.kind=gpt",
+            "--set",
+            "split.eval_fraction=2",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "teacher.kind" in result.output and "split.eval_fraction" in result.output
+    assert not (tmp_path / "ws").exists()  # nothing ran
+
+
+def test_missing_config_file_is_named(tmp_path):
+    result = runner.invoke(app, ["config", "show", "--config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.output

@@ -1,0 +1,97 @@
+"""Config: defaults, precedence, and every error reported at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from faqforge.config import ConfigError, load_config, load_run_config, parse_override
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_bundled_config_validates():
+    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    assert configs, "configs/ must hold at least the default"
+    for path in configs:
+        load_config(path)
+
+
+def test_defaults_serve_the_embedded_run():
+    cfg = load_config(ROOT / "configs" / "default.yaml")
+    assert cfg.teacher.kind == "extractive"
+    assert cfg.finetune.base_model == "builtin:tiny-llama"
+    assert cfg.validate_.suite == Path("expectations/qa_dataset.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("teacher.concurrency=16", ("teacher.concurrency", 16)),  # YAML scalar → int
+        ("teacher.kind=openai", ("teacher.kind", "openai")),
+        (
+            "finetune.target_modules=[q_proj, k_proj]",
+            ("finetune.target_modules", ["q_proj", "k_proj"]),
+        ),
+        ("evaluate.max_items=", ("evaluate.max_items", "")),  # empty stays a string → invalid later
+    ],
+)
+def test_parse_override(text, expected):
+    assert parse_override(text) == expected
+
+
+def test_precedence_file_then_env_then_set(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("teacher:\n  concurrency: 2\n  timeout_s: 5\n  max_retries: 1\n")
+    env = {"FAQFORGE__TEACHER__CONCURRENCY": "4", "FAQFORGE__TEACHER__TIMEOUT_S": "7"}
+    cfg = load_config(path, ["teacher.concurrency=9"], environ=env)
+    assert cfg.teacher.concurrency == 9  # --set beats env
+    assert cfg.teacher.timeout_s == 7  # env beats file
+    assert cfg.teacher.max_retries == 1  # file beats default
+
+
+def test_all_errors_reported_at_once_with_paths_and_allowed_values(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "teacher:\n  kind: gpt\n  concurrency: 0\nchunk:\n  max_tokens: 64\n"
+        "  overlap_tokens: 64\ndedupe: {}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    text = str(err.value)
+    assert "4 invalid config field(s)" in text
+    assert "teacher.kind" in text and "'extractive' or 'openai'" in text and "'gpt'" in text
+    assert "teacher.concurrency" in text
+    assert "overlap_tokens must be smaller than max_tokens" in text
+    assert "dedupe: unknown field" in text
+
+
+def test_malformed_override_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"expected key\.path=value"):
+        load_config(None, ["teacher.kind"], environ={})
+
+
+def test_dataset_hash_ignores_training_and_speed_knobs():
+    base = load_config(None, environ={})
+    assert (
+        load_config(None, ["finetune.max_steps=5"], environ={}).dataset_hash()
+        == base.dataset_hash()
+    )
+    assert (
+        load_config(None, ["teacher.concurrency=64"], environ={}).dataset_hash()
+        == base.dataset_hash()
+    )
+    assert (
+        load_config(None, ["dedup.threshold=0.9"], environ={}).dataset_hash() != base.dataset_hash()
+    )
+    assert (
+        load_config(None, ["teacher.model=other"], environ={}).dataset_hash() != base.dataset_hash()
+    )
+
+
+def test_run_config_applies_source_and_workspace_as_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_run_config(None, [], source="corpus", workspace="ws")
+    assert cfg.source == tmp_path / "corpus"
+    assert cfg.workspace == tmp_path / "ws"
