@@ -1,0 +1,284 @@
+"""Offline teacher: questions from headings and definition-like sentences, answers copied out.
+
+The embedded default: deterministic, no model, no network. Every answer is made of the
+chunk's own sentences (so it is grounded by construction), at most ``max_answer_words``
+words, cut at a sentence boundary where one fits. Questions name their subject and add the
+top heading as context ("What are heuristic filters in curation?"), never "the passage".
+
+Covered: English markdown or plain text; subjects from the heading path; sentences shaped
+"X is/are a ...", "X is <participle> ...", "X means/refers to ...", "The X <verb>s ...".
+Not covered: paraphrasing, questions that need several sentences combined, other languages,
+chunks without headings or such sentences (they get no pairs; the stage records why).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from itertools import zip_longest
+
+from faqforge.records import Chunk
+from faqforge.storage import sha256_text
+from faqforge.teachers.base import TeacherReply
+
+# fmt: off
+# Words that make a sentence's subject depend on what came before it.
+_DEPENDENT = {
+    "it", "its", "this", "that", "these", "those", "they", "them", "there", "here", "he", "she",
+    "we", "you", "i", "which", "what", "each", "every", "all", "some", "such", "both", "one",
+    "other", "another", "above", "below", "following", "previous", "passage", "text", "section",
+    "document",
+}
+# Headings that name a part of a document, not a subject a reader would ask about.
+_GENERIC_HEADINGS = {
+    "overview", "introduction", "intro", "summary", "usage", "example", "examples", "notes",
+    "details", "background", "faq", "reference", "contents", "misc", "table of contents",
+}
+# fmt: on
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "no.")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[`*_]?[A-Z0-9])")
+_LIST_MARKER = re.compile(r"^([-*+]|\d+[.)])\s+")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_SUBJECT = r"(?P<subj>[^\s,;:()]+(?:\s+[^\s,;:()]+){0,4}?)"
+_BE = re.compile(_SUBJECT + r"\s+(?P<be>is|are)\s+(?P<rest>(?P<first>[\w-]+)\b.{6,})")
+_MEANS = re.compile(_SUBJECT + r"\s+(?:means|refers to|stands for|denotes)\s+.{6,}")
+_DOES = re.compile(
+    r"(?P<subj>(?:The|A|An)\s+[^\s,;:()]+(?:\s+[^\s,;:()]+){0,3}?|`[^`]+`)"
+    r"\s+(?P<verb>[a-z]{3,}s)\s+.{6,}"
+)
+# fmt: off
+_NOT_ACTIONS = {
+    "has", "was", "does", "is", "its", "this", "class", "process", "access", "less", "goes",
+    "comes", "seems", "looks", "gets", "takes", "needs", "becomes", "happens", "stays", "lives",
+}
+_DEFINITE_STARTS = {"a", "an", "the", "one", "used", "responsible", "made", "how", "where"}
+# fmt: on
+_REASON = re.compile(
+    r"\b(because|so that|in order to|to avoid|to keep|to make sure|otherwise|that way|"
+    r"which means|this means|so a|so the|so it)\b",
+    re.I,
+)
+_HOW_CUES = re.compile(r"\b(by|using|uses|runs|reads|writes|first|then|each|per|when|via)\b")
+
+
+def sentences(text: str) -> list[str]:
+    """Prose sentences of a chunk; headings, code blocks and table rows are skipped.
+
+    ``sentences("# T\\nA is b. See [x](u).\\n- item")`` → ``["A is b.", "See [x](u).", "item"]``
+    """
+    paragraphs: list[list[str]] = [[]]
+    in_code = False
+    for line in text.splitlines():
+        s = line.strip().replace("**", "").replace("__", "")
+        if s.startswith(("```", "~~~")):
+            in_code = not in_code
+            paragraphs.append([])
+        elif in_code or not s or s.startswith(("#", "|")):
+            paragraphs.append([])
+        else:
+            if marker := _LIST_MARKER.match(s):  # a list item stands alone
+                paragraphs.append([])
+                s = s[marker.end() :]
+            paragraphs[-1].append(s)
+    out: list[str] = []
+    for lines in filter(None, paragraphs):
+        para: list[str] = []
+        for piece in _SENTENCE_BREAK.split(" ".join(lines)):
+            if para and para[-1].lower().endswith(_ABBREVIATIONS):  # "e.g. Foo" is one sentence
+                para[-1] += " " + piece
+            elif piece.strip():
+                para.append(piece.strip())
+        out += para
+    return out
+
+
+def clip_words(parts: Iterable[str], limit: int) -> str:
+    """Whole sentences up to ``limit`` words; a longer first sentence is cut at a clause.
+
+    ``clip_words(["One two.", "Three four five."], 3)`` → ``"One two."``
+    """
+    taken: list[str] = []
+    used = 0
+    for part in parts:
+        n = len(part.split())
+        if used + n <= limit:
+            taken.append(part)
+            used += n
+        elif not taken:
+            words = part.split()[:limit]
+            clause = max(
+                (i for i, w in enumerate(words) if w.endswith((",", ";", ":"))), default=-1
+            )
+            if clause + 1 >= limit // 2:
+                words = words[: clause + 1]
+            return " ".join(words).rstrip(",;:") + "…"
+        else:
+            break
+    return " ".join(taken)
+
+
+def _plain(phrase: str) -> str:
+    return _LINK.sub(r"\1", phrase).strip().rstrip(":.?!").strip()
+
+
+def _case(word: str, text: str) -> str:
+    """Lowercase a Title-case word unless the text also capitalises it mid-sentence."""
+    if word in {"The", "A", "An"}:
+        return word.lower()
+    if not (word[:1].isupper() and word[1:].islower()):
+        return word
+    for m in re.finditer(rf"\b{re.escape(word)}\b", text):
+        before = text[: m.start()].rstrip(" \t")
+        if before and before[-1] not in ".!?:#\n-*|`\"'(":
+            return word  # a proper noun: "Prefect", "Python"
+    return word.lower()
+
+
+def _phrase(words: str, text: str) -> str:
+    return " ".join(_case(w, text) for w in _plain(words).split())
+
+
+def _article(phrase: str, text: str) -> str:
+    """The article the document itself uses with ``phrase``, so questions read naturally."""
+    for art in ("the", "a", "an"):
+        if re.search(rf"\b{art} {re.escape(phrase)}\b", text, re.I):
+            return f"{art} {phrase}"
+    return phrase
+
+
+def _plural(phrase: str) -> bool:
+    last = phrase.split()[-1].lower().strip("`")
+    return last.endswith("s") and not last.endswith(("ss", "us", "is", "'s"))
+
+
+def _continues(sent: str) -> bool:
+    """A sentence that goes on about the previous one's subject ("It runs ...")."""
+    return sent.split()[0].lower().strip("`*\"'(") in _DEPENDENT
+
+
+def _section_pairs(subject: str, ctx: str, sents: list[str], text: str, limit: int):
+    """Heading questions: what it is, how it works, why it is used, what else to know.
+
+    "How" and "why" are asked only when a sentence about the subject (naming it or going on
+    about it) gives the way or the reason, so an answer never borrows a neighbour's content.
+    """
+    if subject.lower().startswith("how to "):
+        yield f"How do I {subject[7:]}{ctx}?", clip_words(sents, limit)
+        return
+    if subject.split()[0].lower().endswith("ing"):  # "Running the pipeline"
+        forms = (
+            "What does {s} involve{c}?",
+            "How do you go about {s}{c}?",
+            "Why is {s} needed{c}?",
+        )
+    else:
+        subject = _article(subject, text)
+        be, do = ("are", "do") if _plural(subject) else ("is", "does")
+        forms = (
+            f"What {be} {{s}}{{c}}?",
+            f"How {do} {{s}} work{{c}}?",
+            f"Why {be} {{s}} used{{c}}?",
+        )
+    what, how, why = (f.format(s=subject, c=ctx) for f in forms)
+    n_first = 2 if len(sents) > 1 and _continues(sents[1]) else 1
+    yield what, clip_words(sents[:n_first], limit)
+    head = subject.split()[-1].lower().strip("`").removesuffix("s")
+    about = [s for s in sents[n_first:] if head in s.lower() or _continues(s)]
+    if how_sents := [s for s in about if _HOW_CUES.search(s)]:
+        yield how, clip_words(how_sents, limit)
+    if reasons := [s for s in sents if _REASON.search(s) and (head in s.lower() or _continues(s))]:
+        yield why, clip_words(reasons, limit)
+    if rest := sents[n_first:]:
+        yield f"What should I know about {subject}{ctx}?", clip_words(rest, limit)
+
+
+def _definition_pairs(ctx: str, sents: list[str], text: str, limit: int):
+    """Questions from sentences that define or describe a named thing."""
+    for i, sent in enumerate(sents):
+        follows = i + 1 < len(sents) and _continues(sents[i + 1])
+        answer = clip_words(sents[i : i + 2] if follows else [sent], limit)
+        if m := _MEANS.fullmatch(sent):
+            subj = m["subj"]
+            question = "What does {s} mean{c}?"
+        elif (m := _BE.fullmatch(sent)) and m["first"].lower() != "not":
+            subj = m["subj"]
+            first = m["first"].lower()
+            if first in _DEFINITE_STARTS:
+                question = f"What {m['be']} {{s}}{{c}}?"
+            elif re.fullmatch(r"[a-z]{3,}(ed|en)", first):
+                question = f"How {m['be']} {{s}} {first}{{c}}?"
+            else:
+                continue
+        elif (m := _DOES.fullmatch(sent)) and m["verb"] not in _NOT_ACTIONS:
+            subj = m["subj"]
+            question = "What does {s} do{c}?"
+        else:
+            continue
+        words = subj.split()
+        if words[0].lower() in _DEPENDENT or (
+            words[0].lower() in {"the", "a", "an"}
+            and len(words) > 1
+            and words[1].lower() in _DEPENDENT
+        ):
+            continue
+        yield question.format(s=_phrase(subj, text), c=ctx), answer
+
+
+def _interleave(*streams: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    for group in zip_longest(*streams):
+        yield from (pair for pair in group if pair is not None)
+
+
+def extract_pairs(
+    heading_path: list[str], text: str, n_pairs: int, max_answer_words: int
+) -> list[tuple[str, str]]:
+    """Up to ``n_pairs`` distinct (question, answer) pairs, heading and definition forms mixed.
+
+    ``extract_pairs(["Curation", "Heuristic filters"], "Heuristic filters drop ...", 2, 60)``
+    → ``[("What are heuristic filters in curation?", "Heuristic filters drop ..."), ...]``
+    """
+    sents = sentences(text)
+    if not sents:
+        return []
+    path = [_plain(h) for h in heading_path if _plain(h).lower() not in _GENERIC_HEADINGS]
+    top = _phrase(path[0], text) if len(path) > 1 else ""
+    ctx = f" in {top}" if top else ""
+    from_heading = (
+        _section_pairs(_phrase(path[-1], text), ctx, sents, text, max_answer_words) if path else ()
+    )
+    from_sentences = _definition_pairs(ctx, sents, text, max_answer_words)
+    seen: set[str] = set()
+    pairs: list[tuple[str, str]] = []
+    for question, answer in _interleave(from_heading, from_sentences):
+        norm = re.sub(r"\W+", " ", question.lower()).strip()
+        if not answer or norm in seen or answer in seen:
+            continue
+        seen.update((norm, answer))
+        pairs.append((question, answer))
+        if len(pairs) == n_pairs:
+            break
+    return pairs
+
+
+PROMPT_VERSION = "extractive-" + sha256_text(inspect.getsource(sys.modules[__name__]), 12)
+
+
+class ExtractiveTeacher:
+    """The offline default teacher; ``name`` is ``"extractive"``, tokens are never billed."""
+
+    name = "extractive"
+    prompt_version = PROMPT_VERSION
+
+    def __init__(self, max_answer_words: int):
+        self.max_answer_words = max_answer_words
+
+    async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
+        pairs = extract_pairs(chunk.heading_path, chunk.text, n_pairs, self.max_answer_words)
+        raw = json.dumps({"pairs": [{"question": q, "answer": a} for q, a in pairs]})
+        return TeacherReply(pairs=pairs, raw=raw)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
