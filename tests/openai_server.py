@@ -1,0 +1,142 @@
+"""A small OpenAI-compatible chat-completions server for tests, run in-process on 127.0.0.1.
+
+No light real server exists for this: vLLM (CPU) takes ~3.5 GB and a minute to start, and
+llama-cpp-python is a C++ source build that also needs GGUF weights. This one speaks the
+same HTTP protocol the ``openai`` client uses, so the teacher is tested end to end through
+the real client: headers, JSON bodies, status codes, retries and timeouts.
+
+Rule: a request asking for up to N pairs (the schema's ``maxItems``) gets N pairs, pair i
+asking about the i-th sentence of the fenced document and answering with that sentence.
+Usage counts whitespace-separated words. Faults:
+- ``server.faults``: consumed one per request, first in first out: ``"malformed"`` (a reply
+  that is not JSON), ``"500"``, ``"429"`` (both with ``retry-after-ms: 1``), ``"echo_key"``
+  (a 401 whose message repeats the Authorization header, as some proxies do);
+- a document containing ``ALWAYS_MALFORMED`` always gets a reply that is not JSON.
+Every request body and Authorization header is recorded; ``max_in_flight`` tracks concurrency.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ALWAYS_MALFORMED = "ALWAYS_MALFORMED"
+_FENCE = re.compile(r"^(`{3,})document\n(.*?)\n\1$", re.S | re.M)
+
+
+def _reply_pairs(body: dict[str, Any]) -> list[dict[str, str]]:
+    schema = body["response_format"]["json_schema"]["schema"]
+    n = schema["properties"]["pairs"]["maxItems"]
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    document = _FENCE.search(user).group(2)
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", document.strip()) if s]
+    return [
+        {"question": f"What does sentence {i + 1} of the guide say?", "answer": sentences[i]}
+        for i in range(min(n, len(sentences)))
+    ]
+
+
+class OpenAICompatServer:
+    """``with OpenAICompatServer() as server: ... server.base_url`` → ``http://127.0.0.1:P/v1``."""
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
+        self.faults: deque[str] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.auth_headers: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> OpenAICompatServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def respond(self, body: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
+        """Status and JSON body for one request, after any scripted fault."""
+        with self._lock:
+            self.requests.append(body)
+            self.auth_headers.append(auth)
+            fault = self.faults.popleft() if self.faults else None
+        if fault in ("500", "429"):
+            return int(fault), {"error": {"message": f"injected {fault}", "type": "server"}}
+        if fault == "echo_key":
+            return 401, {"error": {"message": f"bad credentials: {auth}", "type": "auth"}}
+        user = json.dumps(body["messages"])
+        if fault == "malformed" or ALWAYS_MALFORMED in user:
+            content = '{"pairs": [{"question": "unterminated'
+        else:
+            content = json.dumps({"pairs": _reply_pairs(body)})
+        prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
+        return 200, {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(content.split()),
+                "total_tokens": prompt_tokens + len(content.split()),
+            },
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                if self.path != "/v1/chat/completions":
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    time.sleep(server.delay_s)
+                    status, payload = server.respond(body, self.headers.get("Authorization", ""))
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+                self._send(status, payload)
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if status in (429, 500):
+                    self.send_header("retry-after-ms", "1")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                """Quiet: pytest shows failures, not access logs."""
+
+        return Handler
