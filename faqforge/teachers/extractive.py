@@ -58,9 +58,11 @@ _DEFINITE_STARTS = {"a", "an", "the", "one", "used", "responsible", "made", "how
 # fmt: on
 _REASON = re.compile(
     r"\b(because|so that|in order to|to avoid|to keep|to make sure|otherwise|that way|"
-    r"which means|this means|so a|so the|so it)\b",
+    r"which means|this means|so a|so the|so it|, so)\b",
     re.I,
 )
+# "See [the docs](url) ..." after a sentence: the link belongs in that sentence's answer.
+_POINTER = re.compile(r"(See|Read|For more|For details)\b.*\]\(.+")
 _HOW_CUES = re.compile(r"\b(by|using|uses|runs|reads|writes|first|then|each|per|when|via)\b")
 
 
@@ -159,6 +161,11 @@ def _continues(sent: str) -> bool:
     return sent.split()[0].lower().strip("`*\"'(") in _DEPENDENT
 
 
+def _belongs(sents: list[str], i: int) -> bool:
+    """Whether sentence ``i`` belongs in the answer of the one before: it goes on or links on."""
+    return i < len(sents) and (_continues(sents[i]) or bool(_POINTER.fullmatch(sents[i])))
+
+
 def _section_pairs(subject: str, ctx: str, sents: list[str], text: str, limit: int):
     """Heading questions: what it is, how it works, why it is used, what else to know.
 
@@ -183,7 +190,7 @@ def _section_pairs(subject: str, ctx: str, sents: list[str], text: str, limit: i
             f"Why {be} {{s}} used{{c}}?",
         )
     what, how, why = (f.format(s=subject, c=ctx) for f in forms)
-    n_first = 2 if len(sents) > 1 and _continues(sents[1]) else 1
+    n_first = 2 if _belongs(sents, 1) else 1
     yield what, clip_words(sents[:n_first], limit)
     head = subject.split()[-1].lower().strip("`").removesuffix("s")
     about = [s for s in sents[n_first:] if head in s.lower() or _continues(s)]
@@ -198,8 +205,7 @@ def _section_pairs(subject: str, ctx: str, sents: list[str], text: str, limit: i
 def _definition_pairs(ctx: str, sents: list[str], text: str, limit: int):
     """Questions from sentences that define or describe a named thing."""
     for i, sent in enumerate(sents):
-        follows = i + 1 < len(sents) and _continues(sents[i + 1])
-        answer = clip_words(sents[i : i + 2] if follows else [sent], limit)
+        answer = clip_words(sents[i : i + 2] if _belongs(sents, i + 1) else [sent], limit)
         if m := _MEANS.fullmatch(sent):
             subj = m["subj"]
             question = "What does {s} mean{c}?"
