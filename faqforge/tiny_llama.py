@@ -56,6 +56,7 @@ CHAT_TEMPLATE = (
 )
 
 _PACKAGE = Path(__file__).parent
+WEIGHTS = "model.safetensors"
 
 
 def training_texts() -> list[str]:
@@ -119,48 +120,45 @@ def build_tokenizer(out_dir: Path) -> Path:
 def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
     """Build (once) a random 2-layer Llama with the tiny tokenizer; return the model folder.
 
-    The same seed gives identical weights. The folder appears whole or not at all, so a
-    concurrent or interrupted build never leaves a half-saved model behind.
+    The same seed gives identical weights. A tokenizer already in ``out_dir`` (the chunk
+    stage builds it first) is kept, so chunks were counted with the model's own tokenizer.
+    The weights file is moved in last: its presence means the folder is complete.
     """
     out_dir = Path(out_dir)
-    if (out_dir / "model.safetensors").is_file():
+    if (out_dir / WEIGHTS).is_file():
         return out_dir
 
     import torch
     from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    build_tokenizer(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (BOS, EOT, EOS, PAD)}
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=32,  # vLLM's CPU attention needs head_dim >= 32
+        intermediate_size=192,  # widths multiple of 32 for bitsandbytes' CPU 4-bit kernels
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        bos_token_id=ids[BOS],
+        eos_token_id=ids[EOT],
+        pad_token_id=ids[PAD],
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids[BOS], eos_token_id=[ids[EOT], ids[EOS]], pad_token_id=ids[PAD]
+    )
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
     try:
-        build_tokenizer(staging)
-        tokenizer = AutoTokenizer.from_pretrained(staging)
-        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (BOS, EOT, EOS, PAD)}
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            head_dim=32,  # vLLM's CPU attention needs head_dim >= 32
-            intermediate_size=192,  # widths multiple of 32 for bitsandbytes' CPU 4-bit kernels
-            max_position_embeddings=1024,
-            tie_word_embeddings=False,
-            bos_token_id=ids[BOS],
-            eos_token_id=ids[EOT],
-            pad_token_id=ids[PAD],
-        )
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-        model.generation_config = GenerationConfig(
-            bos_token_id=ids[BOS], eos_token_id=[ids[EOT], ids[EOS]], pad_token_id=ids[PAD]
-        )
         model.save_pretrained(staging)
-        try:
-            os.rename(staging, out_dir)
-        except OSError:
-            if not (out_dir / "model.safetensors").is_file():
-                raise  # not a concurrent build that finished first
-
+        names = sorted(p.name for p in staging.iterdir() if p.name != WEIGHTS)
+        for name in [*names, WEIGHTS]:
+            os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
