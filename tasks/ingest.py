@@ -1,0 +1,233 @@
+"""Ingest: a folder of md/txt/html/pdf files → normalised ``Document`` records.
+
+Each file either becomes one document or one ``Rejection`` naming the file and the reason
+(``outside_root``, ``too_large``, ``binary``, ``not_utf8``, ``empty``, ``encrypted_pdf``,
+``unreadable_pdf``, and ``unreadable`` for OS errors such as a dangling link). HTML headings
+become ``#`` lines so the chunker keeps heading paths.
+Not handled: URLs, OCR of scanned PDFs, encodings other than UTF-8 (such files are rejected,
+not guessed at), files whose extension is not in ``IngestConfig.extensions`` (not considered).
+Symlinked directories are not followed; one that points outside the root is rejected.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+from bs4 import BeautifulSoup, Comment, NavigableString
+from prefect import task
+
+from faqforge.config import IngestConfig
+from faqforge.records import Document, Rejection
+from faqforge.stage import (
+    StageCounts,
+    StageOutput,
+    finished_output,
+    module_hash,
+    save_output,
+    stage_key,
+)
+from faqforge.storage import Workspace, sha256_text
+from faqforge.tasking import publish_counts_artifact
+
+STAGE = "ingest"
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_DROP_TAGS = ["script", "style", "nav", "noscript", "template", "head"]
+_BLOCK_TAGS = re.compile(
+    r"^(p|div|section|article|header|footer|main|aside|blockquote|pre|table|tr|ul|ol|dl|dt|dd"
+    r"|figure|figcaption|hr)$"
+)
+
+
+class Rejected(Exception):
+    """A file that cannot become a document; ``reason`` is the rejection rule."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def normalise_text(text: str) -> str:
+    """Unify newlines, strip trailing spaces, keep at most one blank line in a row.
+
+    >>> normalise_text("a  \\r\\n\\n\\n\\nb\\f")
+    'a\\n\\nb'
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML page: headings as ``#`` lines, links as ``text (url)``.
+
+    >>> html_to_text('<h2>Run</h2><p>See <a href="https://x.org">docs</a>.</p>')
+    '## Run\\n\\nSee docs (https://x.org).'
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(_DROP_TAGS):
+        tag.decompose()
+    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
+        comment.extract()
+    # Source line breaks inside running text are layout, not content (except in <pre>).
+    for string in soup.find_all(string=True):
+        if type(string) is NavigableString and string.find_parent("pre") is None:
+            string.replace_with(re.sub(r"\s+", " ", string))
+    for link in soup.find_all("a", href=True):
+        label, href = link.get_text(" ", strip=True), str(link["href"]).strip()
+        keep_url = href and not href.startswith(("#", "javascript:")) and href != label
+        link.replace_with(f"{label} ({href})" if keep_url and label else label or href)
+    for heading in soup.find_all(re.compile(r"^h[1-6]$")):
+        title = heading.get_text(" ", strip=True)
+        heading.replace_with(f"\n\n{'#' * int(heading.name[1])} {title}\n\n" if title else "")
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    for item in soup.find_all("li"):
+        item.insert(0, "- ")
+        item.insert_before("\n")
+    for block in soup.find_all(_BLOCK_TAGS):
+        block.insert_before("\n\n")
+        block.insert_after("\n\n")
+    lines = (line.strip() for line in soup.get_text().split("\n"))
+    return normalise_text("\n".join(lines))
+
+
+def pdf_to_text(data: bytes) -> str:
+    """Text layer of a PDF, pages separated by a blank line; raises ``Rejected``."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise Rejected("encrypted_pdf", "PDF is encrypted; decrypt it before ingesting")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except Rejected:
+        raise
+    except Exception as exc:  # pypdf raises many types on damaged files
+        raise Rejected("unreadable_pdf", f"{type(exc).__name__}: {exc}") from exc
+    return "\n\n".join(pages)
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (a BOM is dropped); anything else is rejected rather than guessed."""
+    if b"\x00" in data[:8192]:
+        raise Rejected("binary", "NUL bytes in a text file; is the extension wrong?")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Rejected("not_utf8", f"invalid UTF-8 at byte {exc.start}; re-save as UTF-8") from exc
+
+
+def extract_text(data: bytes, suffix: str) -> str:
+    """Normalised text of one file's bytes, chosen by its (lower-case) suffix."""
+    if suffix == ".pdf":
+        return normalise_text(pdf_to_text(data))
+    text = decode_text(data)
+    return html_to_text(text) if suffix in (".html", ".htm") else normalise_text(text)
+
+
+def title_of(text: str, path: Path) -> str:
+    """The first markdown heading, else the file stem."""
+    match = HEADING.search(text)
+    return match.group(1) if match else path.stem
+
+
+def doc_id_for(source: str) -> str:
+    """Stable across content changes: derived from the path relative to the corpus root."""
+    return "doc-" + sha256_text(source, 12)
+
+
+def read_document(path: Path, root: Path, cfg: IngestConfig) -> Document:
+    """One file → one document; raises ``Rejected`` with the rule it broke."""
+    real = path.resolve()
+    if not real.is_relative_to(root.resolve()):
+        raise Rejected("outside_root", f"resolves to {real}, outside the corpus root")
+    try:
+        size = real.stat().st_size
+        if size > cfg.max_file_bytes:
+            limit = f"ingest.max_file_bytes={cfg.max_file_bytes}"
+            raise Rejected("too_large", f"{size} bytes > {limit}")
+        data = real.read_bytes()
+    except OSError as exc:  # dangling link, permissions, vanished mid-run
+        raise Rejected("unreadable", f"{type(exc).__name__}: {exc.strerror or exc}") from exc
+    suffix = path.suffix.lower()
+    text = extract_text(data, suffix)
+    if not text:
+        raise Rejected("empty", "no text after extraction (scanned PDF or blank file?)")
+    source = path.relative_to(root).as_posix()
+    return Document(
+        doc_id=doc_id_for(source),
+        source=source,
+        format="html" if suffix == ".htm" else suffix.lstrip("."),
+        title=title_of(text, path),
+        text=text,
+        content_hash=sha256_text(text),
+    )
+
+
+def iter_candidates(root: Path, extensions: list[str]) -> Iterator[Path]:
+    """Files with a wanted suffix, plus symlinked directories, in sorted order."""
+    wanted = {e.lower() for e in extensions}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        here = Path(dirpath)
+        for name in sorted(filenames):
+            if Path(name).suffix.lower() in wanted:
+                yield here / name
+        # os.walk does not descend into them; one pointing outside must not vanish silently.
+        for name in dirnames:
+            if (here / name).is_symlink():
+                yield here / name
+
+
+def ingest_corpus(root: Path, cfg: IngestConfig) -> tuple[list[Document], list[Rejection]]:
+    """Every candidate file under ``root`` → a document or a rejection (never both)."""
+    if not root.is_dir():
+        raise NotADirectoryError(f"corpus root {root} is not a directory (check `source`)")
+    docs: list[Document] = []
+    rejections: list[Rejection] = []
+    for path in iter_candidates(root, cfg.extensions):
+        source = path.relative_to(root).as_posix()
+        try:
+            if path.is_dir():  # a symlinked directory: only an escape is worth reporting
+                if path.resolve().is_relative_to(root.resolve()):
+                    continue
+                raise Rejected("outside_root", f"directory link to {path.resolve()}, not followed")
+            docs.append(read_document(path, root, cfg))
+        except Rejected as rej:
+            size = path.stat().st_size if path.exists() else path.lstat().st_size
+            rejections.append(
+                Rejection(
+                    record_id=source,
+                    stage=STAGE,
+                    reason=rej.reason,
+                    detail=f"{source}: {rej.detail}",
+                    record={"source": source, "bytes": size},
+                )
+            )
+    return docs, rejections
+
+
+@task(name="ingest")
+def ingest(source: str, cfg: IngestConfig, workspace: str) -> StageOutput:
+    """Read the corpus on every run (cheap); the output folder is keyed by what was read."""
+    docs, rejections = ingest_corpus(Path(source), cfg)
+    seen = [[d.source, d.content_hash] for d in docs]
+    key = stage_key(
+        STAGE, module_hash(sys.modules[__name__]), seen, [r.to_dict() for r in rejections], cfg
+    )
+    ws = Workspace(Path(workspace))
+    if (done := finished_output(ws, STAGE, key)) is not None:
+        return done
+    counts = StageCounts.of(len(docs) + len(rejections), len(docs), rejections)
+    stats = {"chars": sum(len(d.text) for d in docs)}
+    out = save_output(ws, STAGE, key, {"documents": docs, "rejections": rejections}, counts, stats)
+    publish_counts_artifact(out)
+    return out

@@ -1,0 +1,203 @@
+"""Ingest: each format read, each rejection reason produced and named, counts that add up."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from pypdf import PdfWriter
+
+from faqforge.config import IngestConfig
+from faqforge.records import Document, Rejection
+from tasks.ingest import doc_id_for, html_to_text, ingest, ingest_corpus, normalise_text
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "faqforge" / "sample_corpus"
+CFG = IngestConfig()
+
+
+def write(root: Path, name: str, content: str | bytes) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def encrypted_pdf() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    writer.encrypt("secret")
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("a\r\nb\rc", "a\nb\nc"),  # Windows and old-Mac newlines unified
+        ("a   \nb\t\n", "a\nb"),  # trailing spaces stripped
+        ("a\n\n\n\n\nb", "a\n\nb"),  # runs of blank lines collapsed to one
+        ("\n\n  a\n\n", "a"),  # leading/trailing blank lines dropped
+        ("cafe\u0301", "caf\u00e9"),  # NFC: combining accent folded into one code point
+    ],
+)
+def test_normalise_text(raw: str, expected: str) -> None:
+    assert normalise_text(raw) == expected
+
+
+def test_markdown_and_text_are_read_with_title_from_heading_or_stem(tmp_path: Path) -> None:
+    write(tmp_path, "guide.md", "Intro line\n\n# Setup guide\n\nRun it.  \n")
+    write(tmp_path, "notes/plain.txt", "\ufeffNo heading here.\r\n")  # BOM + CRLF
+    docs, rejections = ingest_corpus(tmp_path, CFG)
+    assert rejections == []
+    by_source = {d.source: d for d in docs}
+    assert by_source["guide.md"].title == "Setup guide"
+    assert by_source["guide.md"].text == "Intro line\n\n# Setup guide\n\nRun it."
+    assert by_source["notes/plain.txt"].title == "plain"  # no heading: the file stem
+    assert by_source["notes/plain.txt"].text == "No heading here."
+    assert by_source["notes/plain.txt"].format == "txt"
+
+
+def test_html_drops_script_style_nav_and_keeps_headings_and_links(tmp_path: Path) -> None:
+    html = """<html><head><title>T</title><style>p { color: red }</style></head><body>
+    <nav><a href="/">Home</a></nav><script>var secret = 1;</script>
+    <h1>Guide</h1><p>Read the
+      <a href="https://example.org/docs">docs</a> first.</p>
+    <h3>Details</h3><ul><li>one</li><li>two</li></ul></body></html>"""
+    write(tmp_path, "page.HTM", html)  # upper-case extension still matches
+    [doc], _ = ingest_corpus(tmp_path, CFG)
+    assert doc.text == (
+        "# Guide\n\nRead the docs (https://example.org/docs) first.\n\n### Details\n\n- one\n- two"
+    )
+    assert (doc.title, doc.format) == ("Guide", "html")
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ('<a href="#top">Back</a>', "Back"),  # in-page anchors are not worth a URL
+        ('<a href="https://x.org">https://x.org</a>', "https://x.org"),  # URL shown once
+        ("<p>a<br>b</p>", "a\nb"),  # <br> is a line break
+        ("<!-- hidden --><p>shown</p>", "shown"),  # comments dropped
+    ],
+)
+def test_html_to_text_cases(html: str, expected: str) -> None:
+    assert html_to_text(html) == expected
+
+
+def test_pdf_text_layer_is_read(tmp_path: Path) -> None:
+    shutil.copy(SAMPLE_CORPUS / "evaluation.pdf", tmp_path / "evaluation.pdf")
+    [doc], rejections = ingest_corpus(tmp_path, CFG)
+    assert rejections == []
+    assert doc.format == "pdf"
+    assert "ROUGE-L is a score based on the longest common subsequence" in doc.text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("blank.md", "  \n\n\t\n", "empty"),  # whitespace only
+        ("scripts-only.html", "<script>x()</script><style>p{}</style>", "empty"),  # no visible text
+        ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),  # NUL bytes
+        ("latin1.md", "caf\u00e9 au lait".encode("latin-1"), "not_utf8"),
+        ("broken.pdf", b"%PDF-1.4\nthis is not a pdf body", "unreadable_pdf"),
+        ("locked.pdf", encrypted_pdf(), "encrypted_pdf"),
+    ],
+)
+def test_each_rejection_reason_names_the_file(
+    tmp_path: Path, name: str, content: str | bytes, reason: str
+) -> None:
+    path = write(tmp_path, name, content)
+    docs, [rejection] = ingest_corpus(tmp_path, CFG)
+    assert docs == []
+    assert (rejection.record_id, rejection.stage, rejection.reason) == (name, "ingest", reason)
+    assert rejection.detail.startswith(f"{name}: ")
+    assert rejection.record == {"source": name, "bytes": path.stat().st_size}
+
+
+def test_too_large_is_rejected_before_reading(tmp_path: Path) -> None:
+    write(tmp_path, "big.md", "x" * 101)
+    _, [rejection] = ingest_corpus(tmp_path, IngestConfig(max_file_bytes=100))
+    assert rejection.reason == "too_large"
+    assert "101 bytes > ingest.max_file_bytes=100" in rejection.detail
+
+
+def test_symlinks_escaping_the_root_are_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "corpus", tmp_path / "outside"
+    write(outside, "secret.md", "# Secret\n\nnot part of the corpus")
+    write(root, "real.md", "# Real\n\ninside")
+    os.symlink(outside / "secret.md", root / "escape.md")  # file link out of the root
+    os.symlink(outside, root / "linked-dir")  # directory link out of the root
+    os.symlink(root / "real.md", root / "alias.md")  # a link inside the root is fine
+    docs, rejections = ingest_corpus(root, CFG)
+    assert sorted(d.source for d in docs) == ["alias.md", "real.md"]
+    assert {(r.record_id, r.reason) for r in rejections} == {
+        ("escape.md", "outside_root"),
+        ("linked-dir", "outside_root"),
+    }
+    assert all("secret" not in d.text for d in docs)
+
+
+def test_dangling_symlink_is_rejected_not_raised(tmp_path: Path) -> None:
+    os.symlink(tmp_path / "gone.md", tmp_path / "dangling.md")
+    _, [rejection] = ingest_corpus(tmp_path, CFG)
+    assert (rejection.record_id, rejection.reason) == ("dangling.md", "unreadable")
+
+
+def test_only_configured_extensions_are_considered_in_sorted_order(tmp_path: Path) -> None:
+    for name in ["b.md", "a.TXT", "c/z.md", "c/a.md", "skip.rst", "skip.json"]:
+        write(tmp_path, name, f"text of {name}")
+    docs, rejections = ingest_corpus(tmp_path, CFG)
+    assert [d.source for d in docs] == ["a.TXT", "b.md", "c/a.md", "c/z.md"]
+    assert rejections == []
+
+
+def test_doc_id_follows_the_path_and_content_hash_follows_the_text(tmp_path: Path) -> None:
+    write(tmp_path, "faq.md", "# FAQ\n\nfirst version")
+    [before], _ = ingest_corpus(tmp_path, CFG)
+    write(tmp_path, "faq.md", "# FAQ\n\nsecond version")
+    [after], _ = ingest_corpus(tmp_path, CFG)
+    assert before.doc_id == after.doc_id == doc_id_for("faq.md")
+    assert before.content_hash != after.content_hash
+
+
+def test_missing_root_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(NotADirectoryError, match="nowhere"):
+        ingest_corpus(tmp_path / "nowhere", CFG)
+
+
+def test_task_counts_add_up_and_a_rerun_reuses_the_output(tmp_path: Path) -> None:
+    corpus, ws = tmp_path / "corpus", tmp_path / "ws"
+    write(corpus, "one.md", "# One\n\ntext")
+    write(corpus, "two.txt", "more text")
+    write(corpus, "empty.md", "")
+    write(corpus, "bad.txt", b"\xff\xfe\x00")
+
+    out = ingest.fn(str(corpus), CFG, str(ws))  # outside a Prefect run: no artifact, no error
+    assert out.counts.as_dict() == {"in": 4, "out": 2, "rejected": {"empty": 1, "binary": 1}}
+    assert [d.source for d in out.read("documents", Document)] == ["one.md", "two.txt"]
+    assert len(out.read("rejections", Rejection)) == 2
+
+    marker = Path(out.dir) / "_SUCCESS"
+    written = marker.stat().st_mtime_ns
+    again = ingest.fn(str(corpus), CFG, str(ws))
+    assert again == out
+    assert marker.stat().st_mtime_ns == written  # not rewritten
+
+    write(corpus, "two.txt", "changed text")
+    assert ingest.fn(str(corpus), CFG, str(ws)).key != out.key
+
+
+def test_sample_corpus_ingests_without_rejections() -> None:
+    docs, rejections = ingest_corpus(SAMPLE_CORPUS, CFG)
+    assert rejections == []
+    assert {d.format for d in docs} == {"md", "txt", "html", "pdf"}
+    assert 8 <= len(docs) <= 12
+    for doc in docs:
+        assert "according to the passage" not in doc.text.lower(), doc.source
