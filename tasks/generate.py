@@ -193,9 +193,12 @@ async def generate_for_chunks(
         write_cached(path, reply, teacher)
         return reply
 
+    jobs = [asyncio.ensure_future(answer(c)) for c in chunks]
     try:
-        outcomes = await asyncio.gather(*(answer(c) for c in chunks))
+        outcomes = await asyncio.gather(*jobs)
     finally:
+        for pending in jobs:  # after a crash, stop asking: what was answered is cached
+            pending.cancel()
         await teacher.aclose()
 
     result = GenerateResult(pairs=[], rejections=[], n_chunks=len(chunks), stats=stats)

@@ -1,0 +1,279 @@
+"""The generate stage: per-chunk cache, resume, failures and the Prefect task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from faqforge.config import TeacherConfig
+from faqforge.records import Chunk, QAPair, Rejection
+from faqforge.stage import StageCounts, save_output
+from faqforge.storage import Workspace, sha256_text
+from faqforge.teachers import TeacherError, TeacherReply, Usage
+from tasks.generate import (
+    GenerateFailed,
+    _retry_if_transient,
+    cache_key,
+    cache_path,
+    generate,
+    generate_for_chunks,
+    pairs_for_chunk,
+)
+
+CFG = TeacherConfig(max_failure_share=0.5)
+
+
+def make_chunk(i: int, text: str | None = None) -> Chunk:
+    text = text or f"Stage {i} is a step of the pipeline. It writes files."
+    return Chunk(
+        chunk_id=f"c{i}", doc_id=f"d{i // 2}", source=f"doc{i // 2}.md", index=i,
+        heading_path=["faqforge", f"Stage {i}"], text=text, n_tokens=120,
+        text_hash=sha256_text(text),
+    )  # fmt: skip
+
+
+class ScriptedTeacher:
+    """Answers from the chunk text; fails, crashes or answers nothing where told to."""
+
+    name = "scripted"
+    prompt_version = "v1"
+
+    def __init__(self, fail=(), crash=(), empty=()):
+        self.fail, self.crash, self.empty = set(fail), set(crash), set(empty)
+        self.calls: list[str] = []
+        self.closed = 0
+
+    async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
+        self.calls.append(chunk.chunk_id)
+        if chunk.chunk_id in self.crash:
+            raise RuntimeError(f"killed at {chunk.chunk_id}")
+        if chunk.chunk_id in self.fail:
+            raise TeacherError("parse_error", "not JSON", raw=f"garbage for {chunk.chunk_id}",
+                               usage=Usage(7, 3))  # fmt: skip
+        if chunk.chunk_id in self.empty:
+            return TeacherReply(pairs=[], raw='{"pairs": []}')
+        pairs = [(f"What is {chunk.heading_path[-1]}? ({k})", chunk.text) for k in range(n_pairs)]
+        return TeacherReply(pairs=pairs, usage=Usage(10, 5), raw=json.dumps(pairs))
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+def run(chunks, teacher, cache_dir: Path, cfg: TeacherConfig = CFG):
+    return asyncio.run(generate_for_chunks(chunks, teacher, cache_dir, cfg))
+
+
+# (n_tokens, config fields, pairs asked for)
+N_PAIRS_CASES = [
+    (0, {}, 2),  # never below min_pairs
+    (120, {}, 2),
+    (256, {}, 5),  # 2 per 100 tokens
+    (1000, {}, 8),  # never above max_pairs
+    (300, {"pairs_per_100_tokens": 1.0, "max_pairs": 10}, 3),
+    (40, {"min_pairs": 1}, 1),
+]
+
+
+@pytest.mark.parametrize(("n_tokens", "fields", "expected"), N_PAIRS_CASES)
+def test_pairs_for_chunk(n_tokens, fields, expected):
+    assert pairs_for_chunk(n_tokens, TeacherConfig(**fields)) == expected
+
+
+def test_second_run_sends_nothing(tmp_path):
+    chunks = [make_chunk(i) for i in range(3)]
+    first_teacher, second_teacher = ScriptedTeacher(), ScriptedTeacher()
+    first = run(chunks, first_teacher, tmp_path)
+    second = run(chunks, second_teacher, tmp_path)
+    assert (first.stats.requests, first.stats.cache_hits) == (3, 0)
+    assert (second.stats.requests, second.stats.cache_hits) == (0, 3)
+    assert second_teacher.calls == [] and second_teacher.closed == 1
+    assert second.pairs == first.pairs  # same records, same ids
+    assert (second.stats.prompt_tokens, first.stats.prompt_tokens) == (0, 30)
+    assert first.counts().as_dict() == {"in": 3, "out": 3, "rejected": {}, "produced": 6}
+
+
+def test_cache_is_one_json_file_per_chunk(tmp_path):
+    teacher = ScriptedTeacher()
+    run([make_chunk(0)], teacher, tmp_path)
+    key = cache_key(make_chunk(0), 2, teacher, CFG)
+    (path,) = tmp_path.rglob("*.json")
+    assert path == cache_path(tmp_path, key) == tmp_path / key[:2] / f"{key}.json"
+    data = json.loads(path.read_text())
+    assert data["pairs"][0][0] == "What is Stage 0? (0)" and data["usage"]["prompt_tokens"] == 10
+
+
+def test_cache_key_follows_what_changes_the_answer():
+    teacher, c = ScriptedTeacher(), make_chunk(0)
+    key = cache_key(c, 2, teacher, CFG)
+    assert cache_key(replace(c, chunk_id="other", source="moved.md"), 2, teacher, CFG) == key
+    assert cache_key(c, 3, teacher, CFG) != key
+    assert cache_key(replace(c, heading_path=["x"]), 2, teacher, CFG) != key
+    assert cache_key(c, 2, teacher, CFG.model_copy(update={"temperature": 0.9})) != key
+    assert cache_key(c, 2, teacher, CFG.model_copy(update={"concurrency": 1})) == key
+    teacher.prompt_version = "v2"
+    assert cache_key(c, 2, teacher, CFG) != key
+
+
+def test_changed_chunk_is_the_only_one_sent(tmp_path):
+    chunks = [make_chunk(i) for i in range(4)]
+    run(chunks, ScriptedTeacher(), tmp_path)
+    chunks[2] = make_chunk(2, "Stage 2 was rewritten. It now reads files.")
+    teacher = ScriptedTeacher()
+    result = run(chunks, teacher, tmp_path)
+    assert teacher.calls == ["c2"]
+    assert (result.stats.requests, result.stats.cache_hits) == (1, 3)
+
+
+def test_run_killed_half_way_resumes_with_what_is_left(tmp_path):
+    chunks = [make_chunk(i) for i in range(5)]
+    cfg = CFG.model_copy(update={"concurrency": 1})
+    with pytest.raises(RuntimeError, match="killed at c2"):
+        run(chunks, ScriptedTeacher(crash={"c2"}), tmp_path, cfg)
+    teacher = ScriptedTeacher()
+    result = run(chunks, teacher, tmp_path, cfg)
+    assert teacher.calls[0] == "c2" and not {"c0", "c1"} & set(teacher.calls)
+    assert result.stats.requests + result.stats.cache_hits == 5 and result.stats.cache_hits >= 2
+
+
+def test_failed_chunk_is_rejected_with_raw_text_and_retried_next_run(tmp_path):
+    chunks = [make_chunk(i) for i in range(4)]
+    first = run(chunks, ScriptedTeacher(fail={"c1"}), tmp_path)
+    assert first.rejections == [
+        Rejection(
+            record_id="c1", stage="generate", reason="parse_error", detail="not JSON",
+            record={"chunk_id": "c1", "source": "doc0.md", "raw": "garbage for c1"},
+        )
+    ]  # fmt: skip
+    assert first.stats.failed == 1 and first.stats.prompt_tokens == 37  # failed tokens count
+    assert first.counts().as_dict() == {
+        "in": 4, "out": 3, "rejected": {"parse_error": 1}, "produced": 6,
+    }  # fmt: skip
+    teacher = ScriptedTeacher()
+    second = run(chunks, teacher, tmp_path)
+    assert teacher.calls == ["c1"] and second.rejections == []
+
+
+def test_too_many_failures_fail_the_run_after_caching_the_rest(tmp_path):
+    chunks = [make_chunk(i) for i in range(4)]
+    cfg = CFG.model_copy(update={"max_failure_share": 0.2})
+    with pytest.raises(GenerateFailed, match=r"1 of 4 chunks failed.*c3 \(doc1\.md\): not JSON"):
+        run(chunks, ScriptedTeacher(fail={"c3"}), tmp_path, cfg)
+    teacher = ScriptedTeacher()
+    run(chunks, teacher, tmp_path, cfg)
+    assert teacher.calls == ["c3"]
+
+
+def test_empty_reply_is_a_rejection_not_a_silent_gap(tmp_path):
+    teacher = ScriptedTeacher(empty={"c0"})
+    result = run([make_chunk(0), make_chunk(1)], teacher, tmp_path)
+    assert [(r.reason, r.record["raw"]) for r in result.rejections] == [
+        ("no_pairs", '{"pairs": []}')
+    ]
+    assert len(list(tmp_path.rglob("*.json"))) == 1  # not cached: asked again next run
+
+
+def test_pairs_carry_lineage_and_stable_ids(tmp_path):
+    result = run([make_chunk(0)], ScriptedTeacher(), tmp_path / "a")
+    again = run([make_chunk(0)], ScriptedTeacher(), tmp_path / "b")  # no shared cache
+    assert [p.id for p in result.pairs] == [p.id for p in again.pairs]
+    pair = result.pairs[0]
+    assert pair.id.startswith("qa-") and len({p.id for p in result.pairs}) == 2
+    assert (pair.doc_id, pair.chunk_id, pair.source) == ("d0", "c0", "doc0.md")
+    assert (pair.teacher, pair.prompt_version, pair.heading_path) == (
+        "scripted", "v1", ["faqforge", "Stage 0"],
+    )  # fmt: skip
+
+
+def test_duplicate_pairs_in_one_reply_are_kept_once_and_counted(tmp_path):
+    class Repeating(ScriptedTeacher):
+        async def generate(self, chunk, n_pairs):
+            return TeacherReply(pairs=[("Q?", "A.")] * 2, raw="")
+
+    result = run([make_chunk(0)], Repeating(), tmp_path)
+    assert len(result.pairs) == 1 and result.stats.duplicate_pairs == 1
+
+
+def test_unreadable_cache_file_is_asked_again(tmp_path):
+    run([make_chunk(0)], ScriptedTeacher(), tmp_path)
+    (path,) = tmp_path.rglob("*.json")
+    path.write_text("{not json")
+    teacher = ScriptedTeacher()
+    assert run([make_chunk(0)], teacher, tmp_path).pairs and teacher.calls == ["c0"]
+
+
+def test_only_http_failures_are_retried_by_the_task():
+    def failed(reason: str) -> GenerateFailed:
+        rej = Rejection("c0", "generate", reason, "x", {"chunk_id": "c0", "source": "a.md"})
+        return GenerateFailed([rej], 1, CFG)
+
+    class State:
+        def __init__(self, data):
+            self.data = data
+
+    assert _retry_if_transient(None, None, State(failed("http_error")))
+    assert not _retry_if_transient(None, None, State(failed("parse_error")))
+    assert not _retry_if_transient(None, None, State(ValueError("bug")))
+
+
+def chunk_stage(ws: Workspace, chunks: list[Chunk]):
+    counts = StageCounts.of(len(chunks), len(chunks), [], produced=len(chunks))
+    return save_output(ws, "chunk", "k-" + chunks[0].text_hash, {"chunks": chunks}, counts)
+
+
+def test_task_reports_this_runs_stats_and_reuses_its_folder(tmp_path):
+    ws = Workspace(tmp_path)
+    chunks = chunk_stage(ws, [make_chunk(i) for i in range(3)])
+    first = generate.fn(chunks, CFG, str(tmp_path))
+    second = generate.fn(chunks, CFG, str(tmp_path))
+    assert first.stats["requests"] == 3 and first.stats["cache_hits"] == 0
+    assert second.stats["requests"] == 0 and second.stats["cache_hits"] == 3
+    assert second.stats["teacher"] == "extractive"
+    assert (second.key, second.dir, second.hashes) == (first.key, first.dir, first.hashes)
+    assert second.counts == first.counts and first.counts.in_ == 3
+    pairs = second.read("pairs", QAPair)
+    assert len(pairs) == first.counts.produced > 0
+    assert second.read("rejections", Rejection) == []
+    assert len(list(ws.teacher_cache.rglob("*.json"))) == 3
+
+
+def test_task_runs_when_the_caller_already_runs_an_event_loop(tmp_path):
+    chunks = chunk_stage(Workspace(tmp_path), [make_chunk(0)])
+
+    async def caller():
+        return generate.fn(chunks, CFG, str(tmp_path))
+
+    assert asyncio.run(caller()).counts.out == 1
+
+
+def test_new_answers_for_the_same_inputs_get_a_new_folder(tmp_path, monkeypatch):
+    """A chunk that failed before and is answered now must not reuse the old output folder."""
+    chunks = chunk_stage(Workspace(tmp_path), [make_chunk(0), make_chunk(1)])
+    teachers = iter([ScriptedTeacher(fail={"c1"}), ScriptedTeacher()])
+    monkeypatch.setattr("tasks.generate.make_teacher", lambda cfg: next(teachers))
+    first = generate.fn(chunks, CFG, str(tmp_path))
+    second = generate.fn(chunks, CFG, str(tmp_path))
+    assert first.counts.rejected == {"parse_error": 1} and second.counts.rejected == {}
+    assert second.key != first.key and second.stats["requests"] == 1
+    assert len(second.read("pairs", QAPair)) == 4 and len(first.read("pairs", QAPair)) == 2
+
+
+@pytest.mark.slow
+def test_task_inside_a_flow(prefect_harness, tmp_path):
+    from prefect import flow
+    from prefect.artifacts import Artifact
+
+    chunks = chunk_stage(Workspace(tmp_path), [make_chunk(i) for i in range(2)])
+
+    @flow
+    def twice():
+        return generate(chunks, CFG, str(tmp_path)), generate(chunks, CFG, str(tmp_path))
+
+    first, second = twice()
+    assert (first.stats["requests"], second.stats["requests"]) == (2, 0)
+    assert second.stats["cache_hits"] == 2
+    artifact = Artifact.get("generate-counts")
+    assert artifact is not None and "cache_hits" in str(artifact.data)
