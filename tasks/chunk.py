@@ -1,0 +1,285 @@
+"""Chunk: documents → token-bounded, overlapping ``Chunk`` records with their heading paths.
+
+Sizes are counted in the student's tokens (``tokenizers`` only, no ``transformers``), so a
+chunk is exactly as long as the student will see it. Text is split at markdown headings
+(the heading path goes into ``heading_path``, not into the text), then packed from the largest
+piece that fits: paragraphs, sentences, lines (for lists), and for one over-long sentence,
+token windows that end at a word boundary where one exists. Consecutive chunks of one section
+share about ``overlap_tokens`` tokens; chunks never overlap across sections.
+Not handled: markdown tables and lists get no special treatment beyond line splitting; the same
+text twice in one document yields one chunk (chunk ids must be unique).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from tokenizers import Tokenizer
+
+from faqforge.config import ChunkConfig
+from faqforge.records import Chunk, Document, Rejection
+from faqforge.stage import StageCounts, StageOutput
+from faqforge.storage import file_hash, sha256_text
+from faqforge.tasking import run_stage, stage_cache_key_fn
+
+STAGE = "chunk"
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+# Largest piece first: paragraphs, sentences (across soft-wrapped lines), then lines (lists).
+_LEVELS = (re.compile(r"\n\s*\n"), re.compile(r"(?<=[.!?])\s+"), re.compile(r"\n"))
+
+
+def count_tokens(tokenizer: Tokenizer, text: str) -> int:
+    """Student tokens in ``text``, without BOS/EOS."""
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def split_sections(text: str) -> list[tuple[list[str], str]]:
+    """Markdown → ``(heading path, body)`` per non-empty section; fenced code is never a heading.
+
+    >>> split_sections("# A\\nx\\n## B\\ny\\n# C\\n")
+    [(['A'], 'x'), (['A', 'B'], 'y')]
+    """
+    sections: list[tuple[list[str], str]] = []
+    path: list[tuple[int, str]] = []
+    body: list[str] = []
+    in_fence = False
+    for line in text.split("\n"):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        heading = None if in_fence else _HEADING.match(line)
+        if heading is None:
+            body.append(line)
+            continue
+        _close_section(sections, path, body)
+        body = []
+        level = len(heading.group(1))
+        while path and path[-1][0] >= level:
+            path.pop()
+        path.append((level, heading.group(2)))
+    _close_section(sections, path, body)
+    return sections
+
+
+def _close_section(
+    sections: list[tuple[list[str], str]], path: list[tuple[int, str]], body: list[str]
+) -> None:
+    if text := "\n".join(body).strip():
+        sections.append(([title for _, title in path], text))
+
+
+def split_tokens(text: str, tokenizer: Tokenizer, limit: int) -> list[str]:
+    """Cut text into windows of at most ``limit`` tokens, at a space where one is near."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while rest:
+        offsets = tokenizer.encode(rest, add_special_tokens=False).offsets
+        if len(offsets) <= limit:
+            pieces.append(rest)
+            break
+        cut = offsets[limit][0]
+        space = rest.rfind(" ", 0, cut + 1)
+        if space > cut // 2:  # a word boundary that keeps at least half the window
+            cut = space
+        while cut > 1 and count_tokens(tokenizer, rest[:cut]) > limit:
+            cut -= 1  # rare: the prefix re-tokenised longer than its share of the whole
+        cut = max(cut, 1)
+        pieces.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    return [p for p in pieces if p]
+
+
+def split_keep(pattern: re.Pattern[str], text: str) -> list[tuple[str, str]]:
+    """``(separator before, piece)`` pairs; the separator is the whitespace that was cut.
+
+    >>> split_keep(re.compile(r"(?<=[.!?])\\s+"), "One. Two.\\nThree.")
+    [('', 'One.'), (' ', 'Two.'), ('\\n', 'Three.')]
+    """
+    pieces: list[tuple[str, str]] = []
+    sep, start = "", 0
+    for match in pattern.finditer(text):
+        pieces.append((sep, text[start : match.start()]))
+        cut = match.group()
+        sep, start = "\n\n" if cut.count("\n") > 1 else "\n" if "\n" in cut else " ", match.end()
+    pieces.append((sep, text[start:]))
+    return [(sep, piece.strip()) for sep, piece in pieces if piece.strip()]
+
+
+def split_units(
+    text: str, tokenizer: Tokenizer, limit: int, level: int = 0
+) -> list[tuple[str, str]]:
+    """``(separator, piece)`` pairs of at most ``limit`` tokens, each piece as large as fits.
+
+    Joining the pieces with their separators gives back ``text`` up to whitespace.
+    """
+    if level == len(_LEVELS):
+        return [(" ", piece) for piece in split_tokens(text, tokenizer, limit)]
+    units: list[tuple[str, str]] = []
+    for sep, part in split_keep(_LEVELS[level], text):
+        if count_tokens(tokenizer, part) <= limit:
+            units.append((sep, part))
+            continue
+        # The first sub-piece joins the previous piece the way the whole part would have.
+        sub = split_units(part, tokenizer, limit, level + 1)
+        units += [(sep, sub[0][1]), *sub[1:]]
+    return units
+
+
+def tail(text: str, tokenizer: Tokenizer, n_tokens: int) -> str:
+    """About the last ``n_tokens`` tokens of ``text``, starting at a word; "" if too short.
+
+    The whole text is never a tail: a chunk that repeats its predecessor adds nothing.
+    """
+    offsets = tokenizer.encode(text, add_special_tokens=False).offsets
+    if n_tokens <= 0 or len(offsets) <= n_tokens:
+        return ""
+    start = offsets[len(offsets) - n_tokens][0]
+    if start > 0 and not text[start - 1].isspace() and not text[start].isspace():
+        boundary = re.search(r"\s", text[start:])  # mid-word: move on to the next word
+        if boundary is None:
+            return ""
+        start += boundary.start()
+    return text[start:].strip()
+
+
+def _join_with_overlap(
+    previous: str, sep: str, text: str, tokenizer: Tokenizer, cfg: ChunkConfig
+) -> str:
+    """Start the next chunk with the end of ``previous``, shrinking the overlap until it fits."""
+    budget = cfg.overlap_tokens
+    while budget > 0:
+        if overlap := tail(previous, tokenizer, budget):
+            joined = f"{overlap}{sep}{text}"
+            if count_tokens(tokenizer, joined) <= cfg.max_tokens:
+                return joined
+        budget -= max(1, cfg.overlap_tokens // 4)
+    return text
+
+
+def pack_units(
+    units: Sequence[tuple[str, str]], tokenizer: Tokenizer, cfg: ChunkConfig
+) -> list[str]:
+    """Greedily fill chunks up to ``max_tokens``; each new chunk opens with the overlap."""
+    chunks: list[str] = []
+    current = ""
+    for sep, text in units:
+        candidate = f"{current}{sep}{text}" if current else text
+        if not current or count_tokens(tokenizer, candidate) <= cfg.max_tokens:
+            current = candidate
+            continue
+        chunks.append(current)
+        current = _join_with_overlap(current, sep, text, tokenizer, cfg)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def chunk_document(doc: Document, tokenizer: Tokenizer, cfg: ChunkConfig) -> list[Chunk]:
+    """One document → its chunks in reading order; [] when it has no text outside headings."""
+    chunks: list[Chunk] = []
+    seen: set[str] = set()
+    # Room for the overlap, so every piece can still open a chunk after its predecessor's tail.
+    unit_limit = cfg.max_tokens - cfg.overlap_tokens
+    for heading_path, body in split_sections(doc.text):
+        units = split_units(body, tokenizer, unit_limit)
+        for text in pack_units(units, tokenizer, cfg):
+            chunk_id = "chunk-" + sha256_text(f"{doc.doc_id}\n{text}")
+            if chunk_id in seen:
+                continue
+            seen.add(chunk_id)
+            chunks.append(
+                Chunk(
+                    chunk_id=chunk_id,
+                    doc_id=doc.doc_id,
+                    source=doc.source,
+                    index=len(chunks),
+                    heading_path=list(heading_path),
+                    text=text,
+                    n_tokens=count_tokens(tokenizer, text),
+                    text_hash=sha256_text(text),
+                )
+            )
+    return chunks
+
+
+def chunk_documents(
+    docs: Sequence[Document], tokenizer: Tokenizer, cfg: ChunkConfig
+) -> tuple[list[Chunk], list[Rejection]]:
+    """All documents → chunks, plus a ``no_text`` rejection per document that yields none."""
+    chunks: list[Chunk] = []
+    rejections: list[Rejection] = []
+    for doc in docs:
+        if produced := chunk_document(doc, tokenizer, cfg):
+            chunks += produced
+            continue
+        rejections.append(
+            Rejection(
+                record_id=doc.doc_id,
+                stage=STAGE,
+                reason="no_text",
+                detail=f"{doc.source}: no text outside headings",
+                record={"doc_id": doc.doc_id, "source": doc.source, "title": doc.title},
+            )
+        )
+    return chunks, rejections
+
+
+def load_tokenizer(tokenizer_file: str) -> Tokenizer:
+    """A ``tokenizer.json`` with truncation and padding off, so counts are true lengths."""
+    if not Path(tokenizer_file).is_file():
+        raise FileNotFoundError(f"tokenizer file {tokenizer_file} not found (a tokenizer.json)")
+    try:
+        tokenizer = Tokenizer.from_file(tokenizer_file)
+    except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+        raise ValueError(f"{tokenizer_file}: not a `tokenizers` JSON file: {exc}") from exc
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def keyed_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Task params with the tokenizer path replaced by its content hash.
+
+    A tokenizer retrained in place changes every chunk; a moved one changes none.
+    """
+    keyed = {k: v for k, v in params.items() if k != "tokenizer_file"}
+    keyed["tokenizer_hash"] = file_hash(Path(params["tokenizer_file"]))
+    return keyed
+
+
+_stage_key_fn = stage_cache_key_fn(STAGE, sys.modules[__name__])
+
+
+def _cache_key(ctx: Any, params: dict[str, Any]) -> str | None:
+    return _stage_key_fn(ctx, keyed_params(params))
+
+
+@task(name="chunk", cache_key_fn=_cache_key, persist_result=True, result_serializer="json")
+def chunk(
+    documents: StageOutput, cfg: ChunkConfig, tokenizer_file: str, workspace: str
+) -> StageOutput:
+    """Chunk the ingested documents; skipped when the same documents, config and tokenizer ran."""
+    params = {
+        "documents": documents,
+        "cfg": cfg,
+        "tokenizer_file": tokenizer_file,
+        "workspace": workspace,
+    }
+
+    def compute() -> tuple[dict[str, Any], StageCounts, dict[str, Any]]:
+        docs = documents.read("documents", Document)
+        chunks, rejections = chunk_documents(docs, load_tokenizer(tokenizer_file), cfg)
+        n_out = len(docs) - len(rejections)
+        counts = StageCounts.of(len(docs), n_out, rejections, produced=len(chunks))
+        stats = {
+            "tokens": sum(c.n_tokens for c in chunks),
+            "max_chunk_tokens": max((c.n_tokens for c in chunks), default=0),
+        }
+        return {"chunks": chunks, "rejections": rejections}, counts, stats
+
+    return run_stage(STAGE, sys.modules[__name__], keyed_params(params), compute)

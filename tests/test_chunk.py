@@ -1,0 +1,215 @@
+"""Chunk: token-bounded chunks with overlap and heading paths, stable ids, content-keyed task."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from faqforge.config import ChunkConfig, IngestConfig
+from faqforge.records import Chunk, Document, Rejection
+from faqforge.stage import StageCounts, save_output
+from faqforge.storage import Workspace
+from tasks.chunk import (
+    _cache_key,
+    chunk,
+    chunk_document,
+    chunk_documents,
+    count_tokens,
+    load_tokenizer,
+    split_sections,
+)
+from tasks.ingest import doc_id_for, ingest_corpus
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "faqforge" / "sample_corpus"
+CFG = ChunkConfig(max_tokens=48, overlap_tokens=12)
+TRAINING_TEXT = """
+The pipeline reads documents, cuts them into chunks and asks a teacher for questions.
+Each chunk is counted in tokens of the student's tokenizer, so sizes match what it sees.
+Overlap between chunks keeps a sentence near a boundary answerable from one chunk.
+Headings are kept as a path, and the chunk text does not repeat them.
+"""
+
+
+def train_tokenizer(vocab_size: int) -> Tokenizer:
+    """A byte-level BPE like the student's: every string encodes, nothing is unknown."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator([TRAINING_TEXT] * 20, trainer)
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return train_tokenizer(400)
+
+
+def doc(text: str, source: str = "guide.md") -> Document:
+    return Document(doc_id_for(source), source, "md", "t", text, "h")
+
+
+def long_section(n_sentences: int = 40) -> str:
+    """Distinct numbered sentences, so any shared text between chunks is overlap."""
+    return " ".join(
+        f"Sentence {i} says the stage number {i} keeps its records." for i in range(n_sentences)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # nested headings build a path; a sibling replaces the deeper level
+        (
+            "# A\na\n## B\nb\n### C\nc\n## D\nd",
+            [(["A"], "a"), (["A", "B"], "b"), (["A", "B", "C"], "c"), (["A", "D"], "d")],
+        ),
+        # text before the first heading has an empty path
+        ("intro\n# A\na", [([], "intro"), (["A"], "a")]),
+        # a heading with no body yields no section; closing #s are dropped
+        ("# A\n## B ##\nb", [(["A", "B"], "b")]),
+        # '#' lines inside a fenced code block are code, not headings
+        ("# A\n```\n# not a heading\n```", [(["A"], "```\n# not a heading\n```")]),
+        # '#tag' without a space is not a heading
+        ("# A\n#tag text", [(["A"], "#tag text")]),
+    ],
+)
+def test_split_sections(text: str, expected: list[tuple[list[str], str]]) -> None:
+    assert split_sections(text) == expected
+
+
+def test_chunks_fit_max_tokens(tokenizer: Tokenizer) -> None:
+    chunks = chunk_document(doc("# Long\n\n" + long_section()), tokenizer, CFG)
+    assert len(chunks) > 3
+    for c in chunks:
+        assert c.n_tokens == count_tokens(tokenizer, c.text) <= CFG.max_tokens
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+
+
+def test_consecutive_chunks_of_a_section_overlap(tokenizer: Tokenizer) -> None:
+    chunks = chunk_document(doc("# Long\n\n" + long_section()), tokenizer, CFG)
+    for prev, nxt in itertools.pairwise(chunks):
+        # the next chunk opens with a tail of the previous one (at least a few words)
+        shared = max(
+            n for n in range(len(nxt.text) + 1) if prev.text.endswith(nxt.text[:n].rstrip())
+        )
+        overlap = nxt.text[:shared].strip()
+        assert len(overlap.split()) >= 3, (prev.text, nxt.text)
+        assert count_tokens(tokenizer, overlap) <= CFG.overlap_tokens + 1  # "about": ±1 merge
+
+
+def test_no_overlap_across_sections(tokenizer: Tokenizer) -> None:
+    text = "# A\n\nAlpha alone here.\n\n# B\n\nBeta alone here."
+    chunks = chunk_document(doc(text), tokenizer, CFG)
+    assert [(c.heading_path, c.text) for c in chunks] == [
+        (["A"], "Alpha alone here."),
+        (["B"], "Beta alone here."),
+    ]
+
+
+def test_heading_path_kept_and_not_repeated_in_text(tokenizer: Tokenizer) -> None:
+    text = "# Guide\n\n## Install\n\nRun the installer.\n\n## Use\n\nStart the flow."
+    chunks = chunk_document(doc(text), tokenizer, CFG)
+    assert [c.heading_path for c in chunks] == [["Guide", "Install"], ["Guide", "Use"]]
+    assert all("#" not in c.text and "Install" not in c.text for c in chunks)
+
+
+def test_long_sentence_is_cut_between_words(tokenizer: Tokenizer) -> None:
+    words = [f"word{i}" for i in range(150)]  # one sentence, no punctuation, far over the limit
+    chunks = chunk_document(doc(" ".join(words)), tokenizer, CFG)
+    assert len(chunks) > 2
+    assert all(c.n_tokens <= CFG.max_tokens for c in chunks)
+    assert {w for c in chunks for w in c.text.split()} == set(words)  # no word cut in two
+
+
+def test_paragraphs_are_kept_whole_when_they_fit(tokenizer: Tokenizer) -> None:
+    text = "First paragraph is short.\n\nSecond paragraph too."
+    [only] = chunk_document(doc(text), tokenizer, CFG)
+    assert only.text == text  # the paragraph break survives packing
+
+
+def test_chunk_ids_stable_for_unchanged_text(tokenizer: Tokenizer) -> None:
+    before = chunk_document(doc("# A\n\nStays the same.\n\n# B\n\nOld words."), tokenizer, CFG)
+    after = chunk_document(doc("# A\n\nStays the same.\n\n# B\n\nNew words."), tokenizer, CFG)
+    assert before[0].chunk_id == after[0].chunk_id
+    assert before[0].text_hash == after[0].text_hash
+    assert before[1].chunk_id != after[1].chunk_id
+    assert re.fullmatch(r"chunk-[0-9a-f]{16}", before[0].chunk_id)
+    # the same text in another document is another chunk
+    other = chunk_document(doc("# A\n\nStays the same.", "other.md"), tokenizer, CFG)
+    assert other[0].chunk_id != before[0].chunk_id
+
+
+def test_heading_only_document_is_rejected_as_no_text(tokenizer: Tokenizer) -> None:
+    empty = doc("# Title\n\n## Nothing below", "headings.md")
+    chunks, [rejection] = chunk_documents([empty, doc("# T\n\nbody")], tokenizer, CFG)
+    assert len(chunks) == 1
+    assert (rejection.record_id, rejection.stage, rejection.reason) == (
+        empty.doc_id,
+        "chunk",
+        "no_text",
+    )
+    assert rejection.detail.startswith("headings.md: ")
+
+
+def test_sample_corpus_every_document_chunks(tokenizer: Tokenizer) -> None:
+    docs, ingest_rejections = ingest_corpus(SAMPLE_CORPUS, IngestConfig())
+    assert ingest_rejections == []
+    cfg = ChunkConfig()  # the default sizes, as the embedded run uses them
+    chunks, rejections = chunk_documents(docs, tokenizer, cfg)
+    assert rejections == []
+    assert {c.doc_id for c in chunks} == {d.doc_id for d in docs}
+    assert all(c.n_tokens <= cfg.max_tokens for c in chunks)
+    assert len({c.chunk_id for c in chunks}) == len(chunks)
+
+
+def test_load_tokenizer_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"missing\.json"):
+        load_tokenizer(str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"bad\.json"):
+        load_tokenizer(str(tmp_path / "bad.json"))
+
+
+def test_task_reuses_output_and_keys_on_tokenizer_content(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    docs = [doc("# A\n\n" + long_section(10)), doc("# Only a heading", "empty.md")]
+    documents = save_output(
+        Workspace(ws), "ingest", "k1", {"documents": docs}, StageCounts.of(2, 2, [])
+    )
+    tok_file = tmp_path / "tokenizer.json"
+    train_tokenizer(400).save(str(tok_file))
+    params = {
+        "documents": documents,
+        "cfg": CFG,
+        "tokenizer_file": str(tok_file),
+        "workspace": str(ws),
+    }
+    assert _cache_key(None, params) is None  # nothing finished yet: Prefect must run it
+
+    out = chunk.fn(documents, CFG, str(tok_file), str(ws))  # outside a Prefect run
+    assert out.counts.as_dict() == {
+        "in": 2,
+        "out": 1,
+        "rejected": {"no_text": 1},
+        "produced": len(out.read("chunks", Chunk)),
+    }
+    assert [r.reason for r in out.read("rejections", Rejection)] == ["no_text"]
+    assert _cache_key(None, params) == out.key  # Prefect's key is the stage folder's key
+
+    marker = Path(out.dir) / "_SUCCESS"
+    written = marker.stat().st_mtime_ns
+    assert chunk.fn(documents, CFG, str(tok_file), str(ws)) == out
+    assert marker.stat().st_mtime_ns == written  # not recomputed
+
+    train_tokenizer(300).save(str(tok_file))  # retrained in place: same path, new content
+    assert _cache_key(None, params) is None
+    assert chunk.fn(documents, CFG, str(tok_file), str(ws)).key != out.key
