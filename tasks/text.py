@@ -1,0 +1,30 @@
+"""Text helpers shared by the data stages: normalised form, word tokens, word n-grams.
+
+Normalisation is deliberately blunt (Unicode NFKC, casefold, apostrophes dropped, every other
+non-word character a space, whitespace collapsed) so that two texts differing only in case,
+punctuation or spacing compare equal. It does no stemming, stop-word removal or transliteration.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_APOSTROPHES = re.compile(r"['’‘`]")
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def normalise(text: str) -> str:
+    """``"What's  the *cache* key?"`` → ``"whats the cache key"``."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return _NON_WORD.sub(" ", _APOSTROPHES.sub("", text)).strip()
+
+
+def words(text: str) -> list[str]:
+    """Normalised word tokens: ``"Dedup, then split."`` → ``["dedup", "then", "split"]``."""
+    return normalise(text).split()
+
+
+def word_ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
+    """Contiguous n-grams: ``(["a", "b", "c"], 2)`` → ``[("a", "b"), ("b", "c")]``."""
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
