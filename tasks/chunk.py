@@ -12,6 +12,7 @@ text twice in one document yields one chunk (chunk ids must be unique).
 
 from __future__ import annotations
 
+import bisect
 import re
 import sys
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 # Largest piece first: paragraphs, sentences (across soft-wrapped lines), then lines (lists).
 _LEVELS = (re.compile(r"\n\s*\n"), re.compile(r"(?<=[.!?])\s+"), re.compile(r"\n"))
+_SENTENCE_START = re.compile(r"(?<=[.!?])\s+|\n\s*")
 
 
 def count_tokens(tokenizer: Tokenizer, text: str) -> int:
@@ -131,14 +133,25 @@ def split_units(
 
 
 def tail(text: str, tokenizer: Tokenizer, n_tokens: int) -> str:
-    """About the last ``n_tokens`` tokens of ``text``, starting at a word; "" if too short.
+    """About the last ``n_tokens`` tokens of ``text``, from a sentence start if one is near.
 
-    The whole text is never a tail: a chunk that repeats its predecessor adds nothing.
+    A sentence start between half and twice the budget from the end wins (the one closest to
+    the budget), so the next chunk opens with whole sentences; otherwise the tail starts at the
+    first word boundary. The whole text is never a tail: it would add nothing.
     """
     offsets = tokenizer.encode(text, add_special_tokens=False).offsets
-    if n_tokens <= 0 or len(offsets) <= n_tokens:
+    total = len(offsets)
+    if n_tokens <= 0 or total <= n_tokens:
         return ""
-    start = offsets[len(offsets) - n_tokens][0]
+    token_starts = [start for start, _ in offsets]
+    candidates = []
+    for match in _SENTENCE_START.finditer(text):
+        after = total - bisect.bisect_left(token_starts, match.end())
+        if n_tokens // 2 <= after <= 2 * n_tokens and after < total:
+            candidates.append((abs(after - n_tokens), match.end()))
+    if candidates:
+        return text[min(candidates)[1] :].strip()
+    start = token_starts[total - n_tokens]
     if start > 0 and not text[start - 1].isspace() and not text[start].isspace():
         boundary = re.search(r"\s", text[start:])  # mid-word: move on to the next word
         if boundary is None:
