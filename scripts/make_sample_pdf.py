@@ -27,8 +27,8 @@ CONTENT = [
     ("para", "A base versus tuned comparison is the core of every faqforge evaluation. Both "
      "models receive the same prompt for each eval question: the system prompt from the "
      "finetune configuration and the question as the user turn. Both models answer with greedy "
-     "decoding, so a repeated evaluation gives the same answers. The comparison shows what the "
-     "adapter added, because the base model and the tuned model differ only by the adapter."),
+     "decoding, so a repeated evaluation gives the same answers. Because the two models differ "
+     "only by the adapter, their difference in scores is what the adapter added."),
     ("para", "The eval split holds pairs from documents that never appeared in training. The "
      "split stage assigns whole documents to one side, and the decontaminate stage removes "
      "training pairs that share a 13-word span with an eval pair, so a high score reflects "
@@ -61,11 +61,11 @@ CONTENT = [
      "field caps the number of eval questions, which is useful for a quick check on a large "
      "dataset. In the embedded default, answers are generated with transformers on the CPU."),
     ("heading", "Reading the scores"),
-    ("para", "A tuned model that scores higher than its base on both exact match and ROUGE-L "
-     "has learned the documents' facts and the expected answer style. A tuned model that gains "
-     "on ROUGE-L but not on exact match usually answers in the right direction with different "
-     "wording. A tuned model that scores lower than its base points to a problem in the "
-     "dataset or the training settings; the predictions file shows which questions got worse. "
+    ("para", "Higher scores for the tuned model on both exact match and ROUGE-L mean that it has "
+     "learned the documents' facts and the expected answer style. A gain on ROUGE-L without a "
+     "gain on exact match usually means answers in the right direction with different wording. "
+     "Lower scores for the tuned model than for its base point to a problem in the dataset or "
+     "the training settings; the predictions file shows which questions got worse. "
      "Because every pair carries its document and chunk ids, a wrong answer can be traced back "
      "to the source text it was trained or tested on."),
 ]  # fmt: skip
@@ -96,7 +96,9 @@ def page_stream(lines: list[tuple[str, str]]) -> bytes:
     ops = ["BT", f"{LEADING} TL", f"{MARGIN} {PAGE_H - MARGIN} Td"]
     for kind, line in lines:
         font, size = FONTS[kind]
-        ops += [f"/{font} {size} Tf", f"({escape(line)}) Tj", "T*"]
+        # A blank line is drawn as one space: an empty string leaves no line break in pypdf's
+        # extracted text, and the chunker needs blank lines between paragraphs.
+        ops += [f"/{font} {size} Tf", f"({escape(line or ' ')}) Tj", "T*"]
     ops.append("ET")
     return "\n".join(ops).encode("ascii")
 
