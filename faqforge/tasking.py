@@ -34,12 +34,18 @@ def params_key(stage: str, module: ModuleType, params: dict[str, Any]) -> str:
 def stage_cache_key_fn(
     stage: str, module: ModuleType
 ) -> Callable[[Any, dict[str, Any]], str | None]:
-    """A Prefect ``cache_key_fn`` that only offers a cached result whose files still exist."""
+    """A Prefect ``cache_key_fn`` that never serves a result whose stage folder is gone.
 
-    def key_fn(_ctx: Any, params: dict[str, Any]) -> str | None:
+    A stored result whose folder was deleted would hand downstream tasks a dangling path:
+    then the key is withheld (None), the task runs and rebuilds the folder.
+    """
+
+    def key_fn(ctx: Any, params: dict[str, Any]) -> str | None:
         key = params_key(stage, module, params)
-        ws = Workspace(Path(params["workspace"]))
-        return key if finished_output(ws, stage, key) else None
+        if finished_output(Workspace(Path(params["workspace"])), stage, key) is not None:
+            return key
+        store = getattr(ctx, "result_store", None)
+        return None if store is not None and store.exists(key) else key
 
     return key_fn
 
