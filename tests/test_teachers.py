@@ -40,6 +40,15 @@ FIRST_QUESTION_CASES = [
      "What does running the pipeline involve in faqforge?"),
     (["Guide", "How to install faqforge"], "Run pip install.",
      "How do I install faqforge in guide?"),
+    # A capitalised word inside a heading stays a name unless the text writes it in lowercase.
+    (["Operations with Prefect", "Retries"], "Retries wait between attempts.",
+     "What are retries in operations with Prefect?"),
+    # No context when the subject already names the top heading.
+    (["Configuration", "Configuration sections"], "There are nine.",
+     "What are configuration sections?"),
+    # "Training settings" is a thing (plural noun after -ing), "Running the pipeline" an activity.
+    (["Finetune", "Training settings"], "Training settings are few.",
+     "What are training settings in finetune?"),
     # A generic heading is not a subject: its parent is.
     (["Tokens", "Overview"], "Tokens are counted by the student.", "What are tokens?"),
 ]  # fmt: skip
@@ -87,6 +96,16 @@ def test_no_sentences_no_pairs():
     assert pairs(["Code"], "```\nrun()\n```\n| a | b |") == []
 
 
+def test_topic_is_the_last_resort_without_headings():
+    text = "Some plain words here. More of them."
+    assert extract_pairs([], text, 3, 60, topic="release notes") == [
+        ("What should I know about release notes?", text)
+    ]
+    assert extract_pairs([], "A chunk is a window of text.", 3, 60, topic="glossary") == [
+        ("What is a chunk?", "A chunk is a window of text.")
+    ]
+
+
 def test_extractive_is_deterministic_and_versioned_by_its_source():
     teacher = make_teacher(TeacherConfig())
     assert isinstance(teacher, ExtractiveTeacher) and teacher.name == "extractive"
@@ -105,6 +124,7 @@ SENTENCE_CASES = [
     ("Intro:\n- first item\n- second item", ["Intro:", "first item", "second item"]),
     ("Text.\n```\nIgnored. Code.\n```\n| a | b |", ["Text."]),
     ("A **bold** claim. Soft\nwrapped line.", ["A bold claim.", "Soft wrapped line."]),
+    ("Set `FAQFORGE__A__B`, __not__ more.", ["Set `FAQFORGE__A__B`, not more."]),
 ]
 
 

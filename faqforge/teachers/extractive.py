@@ -19,6 +19,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from itertools import zip_longest
+from pathlib import Path
 
 from faqforge.records import Chunk
 from faqforge.storage import sha256_text
@@ -41,6 +42,7 @@ _GENERIC_HEADINGS = {
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "no.")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[`*_]?[A-Z0-9])")
 _LIST_MARKER = re.compile(r"^([-*+]|\d+[.)])\s+")
+_BOLD = re.compile(r"(?<!\w)(?:\*\*|__)(\S(?:.*?\S)?)(?:\*\*|__)(?!\w)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _SUBJECT = r"(?P<subj>[^\s,;:()]+(?:\s+[^\s,;:()]+){0,4}?)"
 _BE = re.compile(_SUBJECT + r"\s+(?P<be>is|are)\s+(?P<rest>(?P<first>[\w-]+)\b.{6,})")
@@ -63,6 +65,7 @@ _REASON = re.compile(
 )
 # "See [the docs](url) ..." after a sentence: the link belongs in that sentence's answer.
 _POINTER = re.compile(r"(See|Read|For more|For details)\b.*\]\(.+")
+_BECAUSE = re.compile(r"\b(because|so that|in order to|to avoid)\b", re.I)
 _HOW_CUES = re.compile(r"\b(by|using|uses|runs|reads|writes|first|then|each|per|when|via)\b")
 
 
@@ -74,7 +77,7 @@ def sentences(text: str) -> list[str]:
     paragraphs: list[list[str]] = [[]]
     in_code = False
     for line in text.splitlines():
-        s = line.strip().replace("**", "").replace("__", "")
+        s = _BOLD.sub(r"\1", line.strip())
         if s.startswith(("```", "~~~")):
             in_code = not in_code
             paragraphs.append([])
@@ -126,8 +129,12 @@ def _plain(phrase: str) -> str:
     return _LINK.sub(r"\1", phrase).strip().rstrip(":.?!").strip()
 
 
-def _case(word: str, text: str) -> str:
-    """Lowercase a Title-case word unless the text also capitalises it mid-sentence."""
+def _case(word: str, text: str, first: bool) -> str:
+    """Lowercase a Title-case heading word unless the text treats it as a name.
+
+    A name is capitalised mid-sentence ("runs on Prefect"); a common word appears in lowercase
+    somewhere, or is only capitalised because it starts the heading.
+    """
     if word in {"The", "A", "An"}:
         return word.lower()
     if not (word[:1].isupper() and word[1:].islower()):
@@ -135,12 +142,21 @@ def _case(word: str, text: str) -> str:
     for m in re.finditer(rf"\b{re.escape(word)}\b", text):
         before = text[: m.start()].rstrip(" \t")
         if before and before[-1] not in ".!?:#\n-*|`\"'(":
-            return word  # a proper noun: "Prefect", "Python"
-    return word.lower()
+            return word
+    if first or re.search(rf"\b{re.escape(word.lower())}\b", text):
+        return word.lower()
+    return word
 
 
 def _phrase(words: str, text: str) -> str:
-    return " ".join(_case(w, text) for w in _plain(words).split())
+    return " ".join(_case(w, text, i == 0) for i, w in enumerate(_plain(words).split()))
+
+
+def _context(top: str, subject: str) -> str:
+    """ " in <top heading>", unless the subject already names it."""
+    if not top or set(top.lower().split()) <= set(subject.lower().split()):
+        return ""
+    return f" in {top}"
 
 
 def _article(phrase: str, text: str) -> str:
@@ -166,16 +182,19 @@ def _belongs(sents: list[str], i: int) -> bool:
     return i < len(sents) and (_continues(sents[i]) or bool(_POINTER.fullmatch(sents[i])))
 
 
-def _section_pairs(subject: str, ctx: str, sents: list[str], text: str, limit: int):
+def _section_pairs(subject: str, top: str, sents: list[str], text: str, limit: int):
     """Heading questions: what it is, how it works, why it is used, what else to know.
 
     "How" and "why" are asked only when a sentence about the subject (naming it or going on
     about it) gives the way or the reason, so an answer never borrows a neighbour's content.
     """
+    ctx = _context(top, subject)
     if subject.lower().startswith("how to "):
         yield f"How do I {subject[7:]}{ctx}?", clip_words(sents, limit)
         return
-    if subject.split()[0].lower().endswith("ing"):  # "Running the pipeline"
+    words = subject.split()
+    # "Running the pipeline" is an activity; "Heading paths" is a thing.
+    if words[0].lower().endswith("ing") and not (len(words) > 1 and _plural(words[1])):
         forms = (
             "What does {s} involve{c}?",
             "How do you go about {s}{c}?",
@@ -202,7 +221,7 @@ def _section_pairs(subject: str, ctx: str, sents: list[str], text: str, limit: i
         yield f"What should I know about {subject}{ctx}?", clip_words(rest, limit)
 
 
-def _definition_pairs(ctx: str, sents: list[str], text: str, limit: int):
+def _definition_pairs(top: str, sents: list[str], text: str, limit: int):
     """Questions from sentences that define or describe a named thing."""
     for i, sent in enumerate(sents):
         answer = clip_words(sents[i : i + 2] if _belongs(sents, i + 1) else [sent], limit)
@@ -214,8 +233,9 @@ def _definition_pairs(ctx: str, sents: list[str], text: str, limit: int):
             first = m["first"].lower()
             if first in _DEFINITE_STARTS:
                 question = f"What {m['be']} {{s}}{{c}}?"
-            elif re.fullmatch(r"[a-z]{3,}(ed|en)", first):
-                question = f"How {m['be']} {{s}} {first}{{c}}?"
+            elif re.fullmatch(r"[a-z]{3,}(ed|en)", first):  # "X is written ...": how, or why
+                wh = "Why" if _BECAUSE.search(sent) else "How"
+                question = f"{wh} {m['be']} {{s}} {first}{{c}}?"
             else:
                 continue
         elif (m := _DOES.fullmatch(sent)) and m["verb"] not in _NOT_ACTIONS:
@@ -230,7 +250,8 @@ def _definition_pairs(ctx: str, sents: list[str], text: str, limit: int):
             and words[1].lower() in _DEPENDENT
         ):
             continue
-        yield question.format(s=_phrase(subj, text), c=ctx), answer
+        phrase = _phrase(subj, text)
+        yield question.format(s=phrase, c=_context(top, phrase)), answer
 
 
 def _interleave(*streams: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
@@ -239,23 +260,24 @@ def _interleave(*streams: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]
 
 
 def extract_pairs(
-    heading_path: list[str], text: str, n_pairs: int, max_answer_words: int
+    heading_path: list[str], text: str, n_pairs: int, max_answer_words: int, topic: str = ""
 ) -> list[tuple[str, str]]:
     """Up to ``n_pairs`` distinct (question, answer) pairs, heading and definition forms mixed.
 
     ``extract_pairs(["Curation", "Heuristic filters"], "Heuristic filters drop ...", 2, 60)``
     → ``[("What are heuristic filters in curation?", "Heuristic filters drop ..."), ...]``
+
+    ``topic`` (e.g. the file name) gives one last-resort question when nothing else applies.
     """
     sents = sentences(text)
     if not sents:
         return []
     path = [_plain(h) for h in heading_path if _plain(h).lower() not in _GENERIC_HEADINGS]
     top = _phrase(path[0], text) if len(path) > 1 else ""
-    ctx = f" in {top}" if top else ""
     from_heading = (
-        _section_pairs(_phrase(path[-1], text), ctx, sents, text, max_answer_words) if path else ()
+        _section_pairs(_phrase(path[-1], text), top, sents, text, max_answer_words) if path else ()
     )
-    from_sentences = _definition_pairs(ctx, sents, text, max_answer_words)
+    from_sentences = _definition_pairs(top, sents, text, max_answer_words)
     seen: set[str] = set()
     pairs: list[tuple[str, str]] = []
     for question, answer in _interleave(from_heading, from_sentences):
@@ -266,6 +288,9 @@ def extract_pairs(
         pairs.append((question, answer))
         if len(pairs) == n_pairs:
             break
+    if not pairs and topic:  # no heading, no definition: one question about the file's topic
+        answer = clip_words(sents[:2], max_answer_words)
+        pairs.append((f"What should I know about {topic}?", answer))
     return pairs
 
 
@@ -282,7 +307,10 @@ class ExtractiveTeacher:
         self.max_answer_words = max_answer_words
 
     async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
-        pairs = extract_pairs(chunk.heading_path, chunk.text, n_pairs, self.max_answer_words)
+        topic = Path(chunk.source).stem.replace("-", " ").replace("_", " ")
+        pairs = extract_pairs(
+            chunk.heading_path, chunk.text, n_pairs, self.max_answer_words, topic=topic
+        )
         raw = json.dumps({"pairs": [{"question": q, "answer": a} for q, a in pairs]})
         return TeacherReply(pairs=pairs, raw=raw)
 
