@@ -140,11 +140,12 @@ class GenerateFailed(RuntimeError):
         first = "; ".join(
             f"{r.record_id} ({r.record['source']}): {r.detail}" for r in rejections[:3]
         )
+        where = f" ({cfg.model} at {cfg.base_url})" if cfg.kind == "openai" else ""
         super().__init__(
             f"generate: {len(rejections)} of {n_chunks} chunks failed, more than "
             f"teacher.max_failure_share={cfg.max_failure_share}. First: {first}. Check the "
-            f"teacher at {cfg.base_url} (kind={cfg.kind}, model={cfg.model}); a re-run sends "
-            "only the failed chunks."
+            f"{cfg.kind} teacher{where} (the task log shows raw replies); a re-run sends only "
+            "the failed chunks."
         )
 
     @property
@@ -237,7 +238,14 @@ def generate(chunks: StageOutput, cfg: TeacherConfig, workspace: str) -> StageOu
     ws = Workspace(Path(workspace))
     teacher = make_teacher(cfg)
     items = chunks.read("chunks", Chunk)
-    result = run_sync(generate_for_chunks(items, teacher, ws.teacher_cache, cfg))
+    logger = get_run_logger() if in_prefect_run() else log
+    try:
+        result = run_sync(generate_for_chunks(items, teacher, ws.teacher_cache, cfg))
+    except GenerateFailed as exc:  # the failed run writes no output: show what came back
+        for r in exc.rejections[:5]:
+            logger.warning("%s %s: %s; raw reply: %.500s", r.record_id, r.reason, r.detail,
+                           r.record["raw"])  # fmt: skip
+        raise
     # The output's own hash is in the key: a re-run that now answers a chunk which failed
     # before writes a new folder instead of finding the old one under the same name.
     key = stage_key(
@@ -263,6 +271,5 @@ def generate(chunks: StageOutput, cfg: TeacherConfig, workspace: str) -> StageOu
         stats,
     )
     publish_counts_artifact(out)
-    if in_prefect_run():
-        get_run_logger().info("generate: %s %s", out.counts.as_dict(), stats)
+    logger.info("generate: %s %s", out.counts.as_dict(), stats)
     return out

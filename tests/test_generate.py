@@ -261,6 +261,15 @@ def test_new_answers_for_the_same_inputs_get_a_new_folder(tmp_path, monkeypatch)
     assert len(second.read("pairs", QAPair)) == 4 and len(first.read("pairs", QAPair)) == 2
 
 
+def test_failed_task_writes_no_output_and_logs_raw_replies(tmp_path, monkeypatch, caplog):
+    chunks = chunk_stage(Workspace(tmp_path), [make_chunk(0)])
+    monkeypatch.setattr("tasks.generate.make_teacher", lambda cfg: ScriptedTeacher(fail={"c0"}))
+    with pytest.raises(GenerateFailed, match="1 of 1 chunks failed"), caplog.at_level("WARNING"):
+        generate.fn(chunks, CFG, str(tmp_path))
+    assert "garbage for c0" in caplog.text
+    assert not (tmp_path / "stages" / "generate").exists()
+
+
 @pytest.mark.slow
 def test_task_inside_a_flow(prefect_harness, tmp_path):
     from prefect import flow

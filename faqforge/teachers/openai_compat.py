@@ -87,8 +87,8 @@ class OpenAITeacher:
         return os.environ.get(self.cfg.api_key_env, "EMPTY")
 
     def _redact(self, text: str) -> str:
-        key = self._api_key()
-        return text.replace(key, "***") if len(key) >= 4 else text
+        key = os.environ.get(self.cfg.api_key_env)
+        return text.replace(key, "***") if key else text
 
     def _get_client(self) -> openai.AsyncOpenAI:
         # Created lazily: its connection pool belongs to the event loop that first uses it.
