@@ -189,8 +189,7 @@ async def generate_for_chunks(
                 stats.spend(err.usage)
                 return err
         stats.spend(reply.usage)
-        if not reply.pairs:
-            return TeacherError("no_pairs", "the teacher found nothing to ask", reply.raw)
+        # An empty reply is an answer too: cached, so a re-run does not ask again.
         write_cached(path, reply, teacher)
         return reply
 
@@ -206,13 +205,18 @@ async def generate_for_chunks(
     for chunk, outcome in zip(chunks, outcomes, strict=True):
         if isinstance(outcome, TeacherError):
             result.rejections.append(_rejection(chunk, outcome))
+            stats.failed += 1
+            continue
+        if not outcome.pairs:
+            empty = TeacherError("no_pairs", "the teacher found nothing to ask", outcome.raw)
+            result.rejections.append(_rejection(chunk, empty))
             continue
         made = make_pairs(chunk, outcome, teacher)
         stats.duplicate_pairs += len(outcome.pairs) - len(made)
         result.pairs += made
-    stats.failed = len(result.rejections)
     if chunks and stats.failed / len(chunks) > cfg.max_failure_share:
-        raise GenerateFailed(result.rejections, len(chunks), cfg)
+        failures = [r for r in result.rejections if r.reason != "no_pairs"]
+        raise GenerateFailed(failures, len(chunks), cfg)
     return result
 
 

@@ -173,7 +173,12 @@ def test_empty_reply_is_a_rejection_not_a_silent_gap(tmp_path):
     assert [(r.reason, r.record["raw"]) for r in result.rejections] == [
         ("no_pairs", '{"pairs": []}')
     ]
-    assert len(list(tmp_path.rglob("*.json"))) == 1  # not cached: asked again next run
+    assert result.stats.failed == 0  # nothing to ask is an answer, not a failure
+    # Cached like any answer: a re-run asks nothing and reports the same rejection.
+    again = ScriptedTeacher(empty={"c0"})
+    rerun = run([make_chunk(0), make_chunk(1)], again, tmp_path)
+    assert again.calls == []
+    assert [r.reason for r in rerun.rejections] == ["no_pairs"]
 
 
 def test_pairs_carry_lineage_and_stable_ids(tmp_path):
