@@ -1,0 +1,70 @@
+"""`faqforge run all` through the real CLI: refresh → finetune → evaluate on a small corpus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from faqforge.storage import read_json
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "faqforge" / "sample_corpus"
+
+
+@pytest.mark.slow
+def test_run_all_produces_dataset_adapter_and_report(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for path in sorted(SAMPLE.glob("*.md"))[:4]:
+        shutil.copy(path, corpus / path.name)
+    ws = tmp_path / "ws"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FAQFORGE_"))}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faqforge.cli",
+            "run",
+            "all",
+            "--config",
+            "configs/default.yaml",
+            "--source",
+            str(corpus),
+            "--workspace",
+            str(ws),
+            "--set",
+            "finetune.max_steps=60",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    version = (ws / "datasets" / "LATEST").read_text().strip()
+    run_id = (ws / "runs" / "LATEST").read_text().strip()
+    run_dir = ws / "runs" / run_id
+    # The CLI says where everything is.
+    for shown in (ws / "datasets" / version, run_dir / "adapter", run_dir / "eval" / "report.md"):
+        assert str(shown) in out.stdout
+
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert (run_dir / "adapter" / "tokenizer.json").is_file()
+    assert read_json(run_dir / "manifest.json")["dataset_version"] == version
+
+    metrics = read_json(run_dir / "eval" / "metrics.json")
+    for side in ("base", "tuned"):
+        assert {"exact_match", "rouge_l"} <= metrics[side].keys()
+        assert 0.0 <= metrics[side]["rouge_l"] <= 1.0
+    eval_manifest = read_json(run_dir / "eval" / "manifest.json")
+    assert eval_manifest["dataset_version"] == version
+    assert run_id in str(eval_manifest["adapter"])
+    report = (run_dir / "eval" / "report.md").read_text()
+    assert "ROUGE-L" in report and version in report
