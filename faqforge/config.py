@@ -117,7 +117,7 @@ class FinetuneConfig(Section):
     # A randomly initialised tiny model only learns with a trainable head; drop for real models.
     modules_to_save: list[str] = ["lm_head"]
     max_steps: int = Field(200, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
+    learning_rate: float = Field(5e-3, gt=0)
     batch_size: int = Field(8, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_length: int = Field(384, ge=16)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from tasks.evaluate import evaluate
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
 from faqforge.naming import flow_run_namer
 from faqforge.storage import Workspace
+from tasks.evaluate import evaluate
 
 RUNS_LATEST = "runs/LATEST"
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from tasks.chunk import chunk
-from tasks.generate import generate
-from tasks.validate import validate
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
 from faqforge.naming import flow_run_namer
+from tasks.chunk import chunk
 from tasks.curate import curate
 from tasks.decontaminate import decontaminate
 from tasks.dedup import dedup
+from tasks.generate import generate
 from tasks.ingest import ingest
 from tasks.prepare import prepare_tokenizer
 from tasks.publish import publish
 from tasks.split import split
+from tasks.validate import validate
 
 
 @flow(name="refresh", flow_run_name=flow_run_namer("refresh"), log_prints=True)

@@ -118,9 +118,6 @@ def test_training_lowers_loss(planted_run):
     assert m["train_loss_last"] < m["train_loss_first"] / 4
     assert m["eval_loss"] < m["eval_loss_base"] / 4
     assert 0 < m["trainable_params"] < m["total_params"]
-    # < 60 s on an idle 2-core machine (~10 s); concurrent CPU load slows it several-fold.
-    if m["runtime_s"] > 60:
-        pytest.xfail(f"training took {m['runtime_s']:.0f} s: machine under load?")
 
 
 @pytest.mark.slow
@@ -203,14 +200,9 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_qlora_4bit_trains_on_cpu(tiny_llama, tmp_path):
-    pytest.importorskip("bitsandbytes")
     pairs = planted_pairs()
     cfg = FinetuneConfig(quantization="4bit", max_steps=10, learning_rate=5e-3, max_length=128)
-    try:
-        m = ft.train_adapter(str(tiny_llama), pairs, pairs[:4], cfg, tmp_path)
-    except (RuntimeError, NotImplementedError, AssertionError) as exc:
-        print(f"\nbitsandbytes CPU 4-bit failed: {exc!r}")
-        pytest.xfail(f"bitsandbytes' CPU 4-bit backend does not work here: {exc}")
+    m = ft.train_adapter(str(tiny_llama), pairs, pairs[:4], cfg, tmp_path)
     print(f"\nQLoRA on CPU: {m}")
     assert m["quantized"] and m["steps"] == 10
     assert m["eval_loss"] < m["eval_loss_base"]
