@@ -106,23 +106,53 @@ class ValidateConfig(Section):
 
 
 class FinetuneConfig(Section):
+    """Every knob of the SFT run; defaults serve the tiny CPU student (see configs/*.yaml)."""
+
     # "builtin:tiny-llama" builds a tiny Llama locally (no hub access); else a path or hub name.
     base_model: str = "builtin:tiny-llama"
-    # auto: 4-bit QLoRA when CUDA is present, plain LoRA otherwise.
+    # "model": the tokenizer's own template; "llama3": the pinned Llama-3 template with
+    # {% generation %} markers (assistant-only loss needs them; Meta's own template lacks them);
+    # or a path to a .jinja file.
+    chat_template: str = "model"
+    # auto: 4-bit QLoRA (NF4, double quant, bf16 compute) when CUDA is present, else plain LoRA.
     quantization: Literal["auto", "none", "4bit"] = "auto"
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: str | list[str] = "all-linear"
+    # "all-linear" (every projection, not lm_head) or "attention-qk" (q_proj/k_proj only, the
+    # seed recipe's cheaper variant), or an explicit list of module names.
+    target_modules: Literal["all-linear", "attention-qk"] | list[str] = "all-linear"
     # A randomly initialised tiny model only learns with a trainable head; drop for real models.
     modules_to_save: list[str] = ["lm_head"]
-    max_steps: int = Field(200, ge=1)
+    # max_steps wins when set; None trains for `epochs` passes over the training split.
+    max_steps: int | None = Field(200, ge=1)
+    epochs: float = Field(1.0, gt=0)
     learning_rate: float = Field(5e-3, gt=0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
     batch_size: int = Field(8, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_length: int = Field(384, ge=16)
+    # Packing concatenates short QA pairs into full rows (no padding waste), per-sequence
+    # attention kept through position ids; most useful when pairs are much shorter than max_length.
+    packing: bool = False
     seed: int = 0
     system_prompt: str = "You answer questions about the organisation's documentation."
+    # Eval loss and sample answers every eval_steps; a checkpoint every save_steps (resume).
+    eval_steps: int = Field(50, ge=1)
+    sample_questions: int = Field(3, ge=0)
+    sample_max_new_tokens: int = Field(48, ge=1)
+    save_steps: int = Field(50, ge=1)
+    save_total_limit: int = Field(2, ge=1)
+    # Also write base + adapter merged into one model (runs/<id>/merged/), for plain serving.
+    merge: bool = False
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = []
+    # None: transformers' default (SDPA where supported); "flash_attention_2" needs flash-attn.
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
+    # None: on with CUDA (memory), off on CPU (it only costs time there).
+    gradient_checkpointing: bool | None = None
+    # Refuse to start when the estimated peak memory exceeds what the device has.
+    check_memory: bool = True
 
 
 class EvaluateConfig(Section):
