@@ -67,4 +67,4 @@ def test_run_all_produces_dataset_adapter_and_report(tmp_path):
     assert eval_manifest["dataset_version"] == version
     assert run_id in str(eval_manifest["adapter"])
     report = (run_dir / "eval" / "report.md").read_text()
-    assert "ROUGE-L" in report and version in report
+    assert "rouge_l" in report and "exact_match" in report and version in report
