@@ -81,13 +81,37 @@ class TeacherConfig(Section):
 class CurateConfig(Section):
     max_answer_words: int = Field(60, ge=1)
     min_question_words: int = Field(3, ge=1)
+    # An answer whose content words are mostly the question's own teaches nothing.
+    max_repeat_share: float = Field(0.8, gt=0, le=1)
+    # Expected languages (ISO 639-1 codes of py3langid); [] turns the check off. Only a
+    # confident verdict drops a pair: short technical text often gets a weak guess.
+    languages: list[str] = ["en"]
+    min_language_confidence: float = Field(0.8, ge=0, le=1)
+    # reject: drop the pair; flag: keep it, naming what was found in its `flags`; off: skip.
+    pii: Literal["reject", "flag", "off"] = "reject"
+    boilerplate: Literal["reject", "flag", "off"] = "reject"
 
 
 class DedupConfig(Section):
-    # 3-word shingles: 5-grams are too harsh on short QA text (see STACK-FACTS).
-    shingle_words: int = Field(3, ge=1)
+    # Chosen on planted near-duplicates (bench/dedup_quality_speed.py): 2-word shingles keep
+    # a changed word in short QA text from costing too much Jaccard.
+    shingle_words: int = Field(2, ge=1)
     num_perm: int = Field(128, ge=16)
-    threshold: float = Field(0.7, gt=0, le=1)
+    # LSH layout: bands × (num_perm / bands) rows. More bands: more candidates, more recall;
+    # each candidate is verified against the thresholds, so precision does not suffer.
+    bands: int = Field(32, ge=1)
+    threshold: float = Field(0.7, gt=0, le=1)  # estimated Jaccard of question + answer
+    question_threshold: float = Field(0.8, gt=0, le=1)  # of the question alone (short text)
+    # Paraphrased questions with agreeing answers, via the bundled all-MiniLM-L6-v2.
+    semantic: bool = True
+    semantic_threshold: float = Field(0.9, gt=0, le=1)  # question cosine
+    semantic_answer_threshold: float = Field(0.85, gt=0, le=1)  # answer cosine
+
+    @model_validator(mode="after")
+    def _bands_divide_perms(self) -> DedupConfig:
+        if self.num_perm % self.bands:
+            raise ValueError("bands must divide num_perm (each band takes num_perm/bands rows)")
+        return self
 
 
 class SplitConfig(Section):

@@ -71,6 +71,8 @@ class QAPair(Record):
     teacher: str
     heading_path: list[str] = field(default_factory=list)
     score: float | None = None
+    # Set by curate when a pair is kept but marked for review, e.g. ["pii:email"].
+    flags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

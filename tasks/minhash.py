@@ -1,0 +1,116 @@
+"""MinHash signatures and an LSH band index, vectorised with numpy, bit-identical to datasketch.
+
+A signature here equals ``datasketch.MinHash(num_perm, seed)`` updated with the same shingles
+(its default "affine32" scheme: ``sha1_hash32`` of each shingle, the MurmurHash3 32-bit
+finalizer, then ``a*h + b mod 2^32`` with datasketch's own seeded permutations). What changes
+is the cost: one numpy pass over every shingle of a batch instead of a Python call and a
+128-wide numpy update per shingle (``bench/dedup_quality_speed.py`` measures both).
+Not covered: weighted MinHash, the "legacy"/"affine64" schemes, persistent (Redis) buckets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+from datasketch import MinHash
+
+from tasks.text import words
+
+MAX_HASH = np.uint32(0xFFFFFFFF)  # datasketch's value for "no shingle seen"
+_BATCH_SHINGLES = 8192  # rows of the (shingles × num_perm) block: a few MB, stays in cache
+
+
+def shingles(text: str, size: int) -> set[bytes]:
+    """Word shingles of the normalised text; a text shorter than ``size`` is one shingle.
+
+    ``shingles("The cache, the key.", 2)`` → ``{b"the cache", b"cache the", b"the key"}``.
+    """
+    tokens = words(text)
+    if len(tokens) <= size:
+        return {" ".join(tokens).encode()}
+    return {" ".join(tokens[i : i + size]).encode() for i in range(len(tokens) - size + 1)}
+
+
+@cache
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's affine permutations ``(a, b)`` for ``(num_perm, seed)``, as uint32."""
+    a, b = MinHash(num_perm=num_perm, seed=seed).permutations
+    return a.astype(np.uint32), b.astype(np.uint32)
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finalizer, in place (datasketch pre-mixes every shingle hash with it)."""
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return h
+
+
+def shingle_hashes(sets: Sequence[set[bytes]]) -> np.ndarray:
+    """``sha1_hash32`` (first 4 digest bytes, little-endian) of every shingle, set after set."""
+    digests = b"".join(hashlib.sha1(s).digest()[:4] for shingle_set in sets for s in shingle_set)
+    return np.frombuffer(digests, dtype="<u4").astype(np.uint32)
+
+
+def signatures(sets: Sequence[set[bytes]], num_perm: int, seed: int) -> np.ndarray:
+    """One MinHash signature per shingle set: a ``(len(sets), num_perm)`` uint32 array."""
+    a, b = permutations(num_perm, seed)
+    hashes = _fmix32(shingle_hashes(sets))
+    ends = np.cumsum([len(s) for s in sets])
+    starts = ends - np.array([len(s) for s in sets], dtype=ends.dtype)
+    out = np.full((len(sets), num_perm), MAX_HASH, dtype=np.uint32)
+    block = np.empty((_BATCH_SHINGLES, num_perm), dtype=np.uint32)
+    first = 0
+    while first < len(sets):
+        # Whole sets per block; a set larger than the block gets a block of its own.
+        last = max(int(np.searchsorted(ends, starts[first] + _BATCH_SHINGLES, "right")), first + 1)
+        lo, hi = starts[first], ends[last - 1]
+        rows = block[: hi - lo] if hi - lo <= len(block) else np.empty((hi - lo, num_perm), "u4")
+        np.multiply(hashes[lo:hi, None], a, out=rows)
+        rows += b  # wraps mod 2^32, as datasketch's uint32 arithmetic does
+        for i in range(first, last):
+            if ends[i] > starts[i]:
+                np.min(rows[starts[i] - lo : ends[i] - lo], axis=0, out=out[i])
+        first = last
+    return out
+
+
+def jaccard(sig: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard of one signature against each row of ``others`` (share of equal slots)."""
+    return (others == sig).mean(axis=1)
+
+
+class LSHIndex:
+    """Band buckets of inserted signatures: ``query`` returns the ids sharing any bucket.
+
+    ``bands × rows`` slots of each signature are used; two sets with Jaccard ``s`` share a bucket
+    with probability ``1 - (1 - s^rows)^bands``. Candidates are meant to be verified with
+    ``jaccard`` afterwards, so a band-key collision costs a check, never a false match.
+    """
+
+    def __init__(self, bands: int, rows: int) -> None:
+        self.bands, self.rows = bands, rows
+        rng = np.random.default_rng(0)
+        # Odd 64-bit multipliers: a band's rows fold into one uint64 key (linear hash).
+        self._mix = rng.integers(0, 2**63, size=rows, dtype=np.uint64) * 2 + 1
+        self._buckets: list[defaultdict[int, list[int]]] = [defaultdict(list) for _ in range(bands)]
+
+    def band_keys(self, sigs: np.ndarray) -> np.ndarray:
+        """``(n, bands)`` uint64 bucket keys for ``(n, num_perm)`` signatures."""
+        used = sigs[:, : self.bands * self.rows].astype(np.uint64)
+        return (used.reshape(len(sigs), self.bands, self.rows) * self._mix).sum(axis=2)
+
+    def query(self, keys: np.ndarray) -> set[int]:
+        return {
+            i for band, key in enumerate(keys.tolist()) for i in self._buckets[band].get(key, ())
+        }
+
+    def insert(self, item: int, keys: np.ndarray) -> None:
+        for band, key in enumerate(keys.tolist()):
+            self._buckets[band][key].append(item)
