@@ -39,7 +39,7 @@ def refresh(
     documents = ingest(str(cfg.source), cfg.ingest, ws)
     chunks = chunk(documents, cfg.chunk, tokenizer_file, ws)
     pairs = generate(chunks, cfg.teacher, ws)
-    curated = curate(pairs, cfg.curate, ws)
+    curated = curate(pairs, cfg.curate, ws, chunks=chunks)
     unique = dedup(curated, cfg.dedup, ws)
     halves = split(unique, cfg.split, ws)
     clean = decontaminate(halves, cfg.decontaminate, ws)

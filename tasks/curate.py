@@ -2,23 +2,32 @@
 
 A FAQ model is asked questions with no passage in sight, so a question that leans on "the
 passage" or "the text above" instead of naming its subject is useless as training data. Also
-dropped: empty or over-long answers, too-short questions and statements posing as questions.
-Rules run in a fixed order and the first one that fails names the reason. Not covered here:
-language detection and teacher-as-judge scores.
+dropped: empty or over-long answers, too-short questions, statements posing as questions,
+answers that only repeat the question, pairs confidently in another language, and (per config)
+boilerplate and PII-looking strings, which may instead be kept with a flag. Rules run in a fixed
+order and the first one that fails names the reason. With the chunks at hand the task also
+writes a coverage report (``tasks/coverage.py``). Not covered here: teacher-as-judge scores.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from prefect import task
 
 from faqforge.config import CurateConfig
-from faqforge.records import QAPair, Rejection
+from faqforge.records import Chunk, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
-from faqforge.tasking import run_stage, stage_cache_key_fn
+from faqforge.storage import iter_jsonl
+from faqforge.tasking import in_prefect_run, run_stage, stage_cache_key_fn
+from tasks import language, pii
+from tasks.coverage import coverage_report
+from tasks.text import words
 
 STAGE = "curate"
 
@@ -97,13 +106,65 @@ def check_is_question(pair: QAPair, cfg: CurateConfig) -> Verdict:
     return "?" in pair.question or first in _INTERROGATIVES, "not_a_question"
 
 
+# Words that carry no subject: an answer made of the question's words plus these adds nothing.
+_FUNCTION_WORDS = _INTERROGATIVES | frozenset(
+    {
+        *("a", "an", "the", "be", "been", "being", "it", "its", "this", "that", "these", "those"),
+        *("of", "in", "on", "at", "to", "for", "by", "with", "from", "as", "about", "into"),
+        *("and", "or", "but", "not", "no", "yes", "there", "here", "than", "then", "so", "if"),
+        *("i", "you", "we", "they", "he", "she", "know", "tell", "explain", "me", "us"),
+    }
+)
+
+
+def content_words(text: str) -> list[str]:
+    """``"What is the dedup stage?"`` → ``["dedup", "stage"]``."""
+    return [w for w in words(text) if w not in _FUNCTION_WORDS]
+
+
+def check_answer_adds_something(pair: QAPair, cfg: CurateConfig) -> Verdict:
+    """Fails ``"What is a rejection?"`` → ``"A rejection."``: the answer only echoes the question.
+
+    The share of the answer's content words found in the question must stay under
+    ``cfg.max_repeat_share``; an answer without content words (``"Yes."``) is not judged here.
+    """
+    answer = content_words(pair.answer)
+    question = set(content_words(pair.question))
+    repeated = sum(w in question for w in answer)
+    return not answer or repeated / len(answer) < cfg.max_repeat_share, "answer_repeats_question"
+
+
+def check_language(pair: QAPair, cfg: CurateConfig) -> Verdict:
+    """Fails a pair confidently identified as none of ``cfg.languages`` (``[]``: no check)."""
+    if not cfg.languages:
+        return True, "wrong_language"
+    lang, confidence = language.detect(f"{pair.question} {pair.answer}")
+    return lang in cfg.languages or confidence < cfg.min_language_confidence, "wrong_language"
+
+
 RULES: list[Callable[[QAPair, CurateConfig], Verdict]] = [
     check_passage_reference,
     check_answer_length,
     check_answer_present,
     check_question_length,
     check_is_question,
+    check_answer_adds_something,
+    check_language,
 ]
+
+
+def screen(pair: QAPair, cfg: CurateConfig) -> dict[str, list[str]]:
+    """What the boilerplate and PII screens found, by mode: ``{"reject": [...], "flag": [...]}``.
+
+    Findings are named ``boilerplate`` or ``pii:<kind>`` (``email``, ``phone``, ``secret``).
+    """
+    text = f"{pair.question}\n{pair.answer}"
+    found: dict[str, list[str]] = {"reject": [], "flag": []}
+    if cfg.boilerplate != "off" and pii.has_boilerplate(text):
+        found[cfg.boilerplate].append("boilerplate")
+    if cfg.pii != "off":
+        found[cfg.pii] += [f"pii:{kind}" for kind in pii.find_pii(text)]
+    return found
 
 
 def first_failure(pair: QAPair, cfg: CurateConfig) -> str | None:
@@ -115,24 +176,42 @@ def first_failure(pair: QAPair, cfg: CurateConfig) -> str | None:
     return None
 
 
+def _rejection(pair: QAPair, reason: str, detail: str) -> Rejection:
+    return Rejection(
+        record_id=pair.id, stage=STAGE, reason=reason, detail=detail, record=pair.to_dict()
+    )
+
+
+def redacted(pair: QAPair) -> QAPair:
+    """The pair with PII-looking strings masked: rejections are published with the dataset."""
+    return replace(pair, question=pii.redact(pair.question), answer=pii.redact(pair.answer))
+
+
 def curate_pairs(pairs: list[QAPair], cfg: CurateConfig) -> tuple[list[QAPair], list[Rejection]]:
-    """Split pairs into kept ones and rejections named after the first rule each one fails."""
+    """Split pairs into kept ones and rejections named after the first rule each one fails.
+
+    Pairs that pass every rule are screened last: a finding in ``reject`` mode drops the pair
+    (reason ``pii`` or ``boilerplate``), one in ``flag`` mode keeps it with ``flags`` set.
+    With ``cfg.pii == "reject"`` every rejection's record is redacted.
+    """
+    if cfg.languages:
+        language.check_codes(cfg.languages)
     kept: list[QAPair] = []
     rejected: list[Rejection] = []
     for pair in pairs:
+        shown = redacted(pair) if cfg.pii == "reject" else pair
         failed = first_failure(pair, cfg)
-        if failed is None:
-            kept.append(pair)
+        if failed is not None:
+            rejected.append(_rejection(shown, failed, f"question: {shown.question[:120]!r}"))
+            continue
+        found = screen(pair, cfg)
+        if found["reject"]:
+            reason = "pii" if any(f.startswith("pii:") for f in found["reject"]) else "boilerplate"
+            rejected.append(_rejection(shown, reason, f"found: {', '.join(found['reject'])}"))
+        elif found["flag"]:
+            kept.append(replace(pair, flags=sorted({*pair.flags, *found["flag"]})))
         else:
-            rejected.append(
-                Rejection(
-                    record_id=pair.id,
-                    stage=STAGE,
-                    reason=failed,
-                    detail=f"question: {pair.question[:120]!r}",
-                    record=pair.to_dict(),
-                )
-            )
+            kept.append(pair)
     return kept, rejected
 
 
@@ -142,14 +221,45 @@ def curate_pairs(pairs: list[QAPair], cfg: CurateConfig) -> tuple[list[QAPair], 
     persist_result=True,
     result_serializer="json",
 )
-def curate(pairs: StageOutput, cfg: CurateConfig, workspace: str) -> StageOutput:
-    """Curated pairs (``pairs``) and why the others were dropped (``rejections``)."""
+def curate(
+    pairs: StageOutput, cfg: CurateConfig, workspace: str, chunks: StageOutput | None = None
+) -> StageOutput:
+    """Curated pairs (``pairs``), why the others were dropped (``rejections``) and, given the
+    chunks, coverage per heading (``coverage``) and chunks left without pairs (``uncovered``)."""
 
     def compute():
         items = pairs.read("pairs", QAPair)
         kept, rejected = curate_pairs(items, cfg)
         counts = StageCounts.of(len(items), len(kept), rejected)
-        return {"pairs": kept, "rejections": rejected}, counts, {}
+        outputs: dict[str, Any] = {"pairs": kept, "rejections": rejected}
+        stats: dict[str, Any] = {"flagged": dict(Counter(f for p in kept for f in p.flags))}
+        if chunks is not None:
+            outputs["coverage"], outputs["uncovered"], stats["coverage"] = coverage_report(
+                chunks.read("chunks", Chunk), items, kept, rejected
+            )
+        return outputs, counts, stats
 
-    params = {"pairs": pairs, "cfg": cfg, "workspace": workspace}
-    return run_stage(STAGE, sys.modules[__name__], params, compute)
+    params = {"pairs": pairs, "cfg": cfg, "workspace": workspace, "chunks": chunks}
+    out = run_stage(STAGE, sys.modules[__name__], params, compute)
+    if "coverage" in out.files:
+        publish_coverage_artifact(out)
+    return out
+
+
+def publish_coverage_artifact(out: StageOutput) -> None:
+    """A table of curated pairs per heading, thinnest first, on the flow run."""
+    if not in_prefect_run():
+        return
+    from prefect.artifacts import create_table_artifact
+
+    summary = out.stats["coverage"]
+    create_table_artifact(
+        key="curate-coverage",
+        table=list(iter_jsonl(out.path("coverage"))),
+        description=(
+            f"curated pairs per heading: {summary['headings_without_pairs']} of "
+            f"{summary['headings']} headings and {summary['chunks_without_pairs']} of "
+            f"{summary['chunks']} chunks have none; documents without pairs: "
+            f"{summary['documents_without_pairs'] or 'none'}"
+        ),
+    )

@@ -71,6 +71,8 @@ def build_manifest(
         "prompt_version": generate.stats.get("prompt_version"),
         "teacher": teacher_usage(generate, cfg),
         "stages": {s.stage: s.counts.as_dict() for s in stages},
+        # Curated pairs per heading, and what ended with none (curate's coverage report).
+        "coverage": next((s.stats.get("coverage") for s in stages if s.stage == "curate"), None),
         "files": files,
         "content_hash": stable_hash({n: f["sha256"] for n, f in files.items()}),
         "validation": validation,

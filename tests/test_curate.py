@@ -1,13 +1,15 @@
-"""Curate rules on inline cases, the rule order, and the task entry point outside a flow."""
+"""Curate rules on inline cases, the rule order, PII and boilerplate modes, coverage, the task."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from faqforge.config import CurateConfig
-from faqforge.records import QAPair
+from faqforge.records import Chunk, QAPair
 from faqforge.stage import StageCounts, save_output
-from faqforge.storage import Workspace
+from faqforge.storage import Workspace, iter_jsonl
 from tasks.curate import PASSAGE_REFERENCE, curate, curate_pairs
 
 ANSWER = "Each chunk's answer is cached by its text hash and the prompt version."
@@ -89,7 +91,7 @@ def test_rules_and_order(question, answer, reason):
         "How are answers cached?",
         "Explain how answers are cached?",  # imperative, but marked as a question
         "Is the teacher called for unchanged chunks",  # auxiliary opening, no '?'
-        "word " * 60 + "?",  # curate sets no upper bound on questions
+        "Why " + "long " * 60 + "?",  # curate sets no upper bound on questions
     ],
 )
 def test_kept(question):
@@ -112,3 +114,126 @@ def test_task_fn_writes_output_and_counts(tmp_path):
     assert [p.id for p in out.read("pairs", QAPair)] == ["a"]
     assert out.counts.as_dict() == {"in": 2, "out": 1, "rejected": {"passage_reference": 1}}
     assert curate.fn(upstream, CurateConfig(), str(tmp_path)) == out  # finished: reused
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "kept"),
+    [
+        ("What is a rejection?", "A rejection.", False),  # nothing but the question's words
+        ("What is the dedup stage?", "It is the dedup stage.", False),  # echo with fillers
+        ("What does the dedup stage keep?", "The dedup stage keeps one pair.", True),  # 3 new of 5
+        ("Is the teacher cached?", "Yes.", True),  # no content words: not this rule's call
+    ],
+)
+def test_answer_repeating_question(question, answer, kept):
+    survivors, rejected = curate_pairs([qa(question, answer)], CurateConfig())
+    assert bool(survivors) is kept
+    assert kept or rejected[0].reason == "answer_repeats_question"
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "kept"),
+    [
+        # German, French, Spanish: confidently not English
+        ("Wie werden Dokumente eingelesen?", "Jede Datei wird gelesen und normalisiert.", False),
+        ("Comment les documents sont-ils lus ?", "Chaque fichier est lu puis normalisé.", False),
+        ("¿Cómo se leen los documentos?", "Cada archivo se lee y se normaliza.", False),
+        # English, with code: kept
+        ("How is a run started?", "`faqforge run refresh --config configs/default.yaml`.", True),
+        # too short and technical for a confident verdict: kept rather than guessed at
+        ("What is MinHash LSH?", "Banded MinHash buckets.", True),
+    ],
+)
+def test_language(question, answer, kept):
+    survivors, rejected = curate_pairs([qa(question, answer)], CurateConfig())
+    assert bool(survivors) is kept
+    assert kept or rejected[0].reason == "wrong_language"
+
+
+def test_language_config():
+    german = qa("Wie werden Dokumente eingelesen?", "Jede Datei wird gelesen und normalisiert.")
+    assert curate_pairs([german], CurateConfig(languages=["en", "de"]))[0] == [german]
+    assert curate_pairs([german], CurateConfig(languages=[]))[0] == [german]  # check off
+    with pytest.raises(ValueError, match="unknown language code"):
+        curate_pairs([german], CurateConfig(languages=["english"]))
+
+
+@pytest.mark.parametrize(
+    ("answer", "found"),
+    [
+        ("Write to jane.doe@example.com for access.", "pii:email"),
+        ("Call the desk on +44 20 7946 0958.", "pii:phone"),
+        ("Call (555) 123-4567 for help.", "pii:phone"),
+        ("Use the key sk-proj-A1b2C3d4E5f6G7h8I9j0K1l2 in the header.", "pii:secret"),
+        ("Set api_key=9f8e7d6c5b4a39281706f5e4 in the file.", "pii:secret"),
+        ("The token is ghp_abcdefghijklmnopqrstuvwxyz0123456789 for CI.", "pii:secret"),
+        ("AWS uses AKIAIOSFODNN7EXAMPLE as the key id.", "pii:secret"),
+        ("Copyright (c) 2024 Example Corp. All rights reserved.", "boilerplate"),
+        ("Click here to subscribe to our newsletter.", "boilerplate"),
+    ],
+)
+def test_pii_and_boilerplate_rejected_by_default_and_flagged_on_request(answer, found):
+    question = "How do I get access to the service?"
+    _, rejected = curate_pairs([qa(question, answer)], CurateConfig())
+    assert rejected[0].reason == found.split(":")[0]
+    assert found in rejected[0].detail
+    # the published rejection does not carry the secret itself
+    if found.startswith("pii:"):
+        assert f"[{found[4:].upper()}]" in rejected[0].record["answer"]
+    flag = CurateConfig(pii="flag", boilerplate="flag")
+    (kept,), _ = curate_pairs([qa(question, answer)], flag)
+    assert kept.flags == [found] and kept.answer == answer
+    off = CurateConfig(pii="off", boilerplate="off")
+    assert curate_pairs([qa(question, answer)], off)[0] == [qa(question, answer)]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Runs are keyed by FAQFORGE_TEACHER_API_KEY, never by the key itself.",  # a name only
+        "Released on 2026-11-21 as version 1.24.3, with 20,000 documents.",  # dates, versions
+        "The score was 0.952 on 12 345 pairs over 128 permutations.",  # numbers, not phones
+        "Set `teacher.api_key_env` to the variable name.",
+        "The threshold defaults to 0.7 and the seed to 1.",
+    ],
+)
+def test_pii_negatives(answer):
+    assert curate_pairs([qa("How are secrets handled?", answer)], CurateConfig())[1] == []
+
+
+def test_task_fn_reports_coverage(tmp_path):
+    ws = Workspace(tmp_path)
+    chunk = [
+        Chunk(chunk_id=c, doc_id=d, source=src, index=0, heading_path=h, text="t", n_tokens=1,
+              text_hash=c)
+        for c, d, src, h in [("c1", "d1", "guide.md", ["Guide", "Cache"]),
+                             ("c2", "d1", "guide.md", ["Guide", "Retries"]),
+                             ("c3", "d2", "notes.md", [])]
+    ]  # fmt: skip
+    pairs = [
+        replace(qa("How are answers cached?", pid="a"), heading_path=["Guide", "Cache"]),
+        replace(qa("Why are answers cached?", pid="b"), heading_path=["Guide", "Cache"]),
+        # chunk c2's only pair is rejected; chunk c3 (document d2) got no pair at all
+        replace(qa("What does the passage say?", pid="c"), chunk_id="c2",
+                heading_path=["Guide", "Retries"]),
+    ]  # fmt: skip
+    upstream = save_output(ws, "generate", "k1", {"pairs": pairs}, StageCounts.of(3, 3, []))
+    chunks = save_output(ws, "chunk", "k2", {"chunks": chunk}, StageCounts.of(2, 2, []))
+    out = curate.fn(upstream, CurateConfig(), str(tmp_path), chunks)
+    assert out.counts.as_dict() == {"in": 3, "out": 2, "rejected": {"passage_reference": 1}}
+    assert out.stats["coverage"] == {
+        "documents": 2,
+        "documents_without_pairs": ["notes.md"],
+        "chunks": 3,
+        "chunks_without_pairs": 2,
+        "headings": 3,
+        "headings_without_pairs": 2,
+        "headings_with_one_pair": 0,
+        "pairs_per_heading_median": 0,
+    }
+    uncovered = {r["chunk_id"]: r for r in iter_jsonl(out.path("uncovered"))}
+    assert uncovered["c2"]["generated"] == 1
+    assert uncovered["c2"]["rejected"] == {"passage_reference": 1}
+    assert uncovered["c3"]["generated"] == 0 and uncovered["c3"]["heading"] == "(top)"
+    headings = {r["heading"]: r["pairs"] for r in iter_jsonl(out.path("coverage"))}
+    assert headings == {"Guide > Cache": 2, "Guide > Retries": 0, "(top)": 0}

@@ -1,0 +1,92 @@
+"""Coverage of the corpus by curated pairs: which parts of the documents the dataset teaches.
+
+The seed recipe failed because each concept had about one pair; this report makes that
+visible per run. A heading (a chunk's heading path within its document) stands for a concept.
+Reported: pairs per heading, chunks and documents left with zero pairs (and why: the teacher
+wrote none, or curate rejected all of them), and a summary for the dataset manifest.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from typing import Any
+
+from faqforge.records import Chunk, QAPair, Rejection
+
+HeadingKey = tuple[str, tuple[str, ...]]  # (source, heading path)
+
+
+def heading_label(path: list[str] | tuple[str, ...]) -> str:
+    """``["Config", "Secrets"]`` → ``"Config > Secrets"``; a document's preamble is ``"(top)"``."""
+    return " > ".join(path) or "(top)"
+
+
+def heading_rows(chunks: list[Chunk], kept: list[QAPair]) -> list[dict[str, Any]]:
+    """One row per heading of every chunk: its chunks and curated pairs, fewest pairs first."""
+    n_chunks: Counter[HeadingKey] = Counter((c.source, tuple(c.heading_path)) for c in chunks)
+    n_pairs: Counter[HeadingKey] = Counter((p.source, tuple(p.heading_path)) for p in kept)
+    rows = [
+        {
+            "source": s,
+            "heading": heading_label(h),
+            "chunks": n_chunks[(s, h)],
+            "pairs": n_pairs[(s, h)],
+        }
+        for s, h in sorted(n_chunks.keys() | n_pairs.keys())
+    ]
+    return sorted(rows, key=lambda r: r["pairs"])
+
+
+def uncovered_chunks(
+    chunks: list[Chunk], generated: list[QAPair], kept: list[QAPair], rejected: list[Rejection]
+) -> list[dict[str, Any]]:
+    """Chunks with zero curated pairs, each with what the teacher wrote and why it was dropped."""
+    have = {p.chunk_id for p in kept}
+    written = Counter(p.chunk_id for p in generated)
+    reasons: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for r in rejected:
+        reasons[r.record.get("chunk_id", "")][r.reason] += 1
+    return [
+        {
+            "chunk_id": c.chunk_id,
+            "doc_id": c.doc_id,
+            "source": c.source,
+            "heading": heading_label(c.heading_path),
+            "generated": written[c.chunk_id],
+            "rejected": dict(reasons[c.chunk_id]),
+        }
+        for c in chunks
+        if c.chunk_id not in have
+    ]
+
+
+def summary(
+    chunks: list[Chunk],
+    kept: list[QAPair],
+    headings: list[dict[str, Any]],
+    uncovered: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The numbers a manifest reader needs: what is uncovered, and how thin the coverage is."""
+    sources = sorted({c.source for c in chunks})
+    covered = {p.source for p in kept}
+    per_heading = [r["pairs"] for r in headings]
+    return {
+        "documents": len(sources),
+        "documents_without_pairs": [s for s in sources if s not in covered],
+        "chunks": len(chunks),
+        "chunks_without_pairs": len(uncovered),
+        "headings": len(headings),
+        "headings_without_pairs": sum(n == 0 for n in per_heading),
+        "headings_with_one_pair": sum(n == 1 for n in per_heading),
+        "pairs_per_heading_median": statistics.median(per_heading) if per_heading else 0,
+    }
+
+
+def coverage_report(
+    chunks: list[Chunk], generated: list[QAPair], kept: list[QAPair], rejected: list[Rejection]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """``(per-heading rows, uncovered chunk rows, summary)`` for curate's output and manifest."""
+    headings = heading_rows(chunks, kept)
+    uncovered = uncovered_chunks(chunks, generated, kept, rejected)
+    return headings, uncovered, summary(chunks, kept, headings, uncovered)

@@ -1,0 +1,81 @@
+"""PII-looking strings (emails, phone numbers, API keys and tokens) and web boilerplate.
+
+A model fine-tuned on a pair learns to repeat it, so a secret or a personal address in a pair
+can leak through the FAQ model. These are patterns, not a PII classifier: they catch the
+common shapes (``jane@example.com``, ``+44 20 7946 0958``, ``sk-…``, ``ghp_…``, ``AKIA…``,
+JWTs, ``api_key=…``) and miss names, street addresses and free-form identifiers.
+"""
+
+from __future__ import annotations
+
+import re
+
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "email": re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.IGNORECASE),
+    # Digit groups joined by spaces, dots or dashes, optionally +country and (area): 9-15
+    # digits in all (checked below), so versions, dates and counts do not match.
+    "phone": re.compile(
+        r"(?<![\w.+-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,5}){1,4}"
+        r"(?![\w-]|\.\d)"
+    ),
+    "secret": re.compile(
+        "|".join(
+            [
+                r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{20,}",  # OpenAI/Stripe style
+                r"\bgh[pousr]_[A-Za-z0-9]{30,}",  # GitHub tokens
+                r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face tokens
+                r"\bxox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
+                r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+                r"\beyJ[\w-]{10,}\.eyJ[\w-]{10,}\.[\w-]{10,}",  # JWTs
+                r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----",
+                # key=value with a long opaque value (letters and digits mixed)
+                r"(?i:\b(?:api[_-]?key|secret|token|password|passwd)\b\s*[:=]\s*['\"]?)"
+                r"(?=[A-Za-z0-9_\-+/]*\d)(?=[A-Za-z0-9_\-+/]*[A-Za-z])[A-Za-z0-9_\-+/]{16,}",
+            ]
+        )
+    ),
+}
+_ISO_DATE = re.compile(r"^\d{4}[-.]\d{2}[-.]\d{2}$")
+
+BOILERPLATE = re.compile(
+    r"\b(?:all rights reserved|copyright\s*(?:©|\(c\))|click here|cookie (?:policy|settings)|"
+    r"accept (?:all )?cookies|subscribe to our|sign up for our newsletter|"
+    r"skip to (?:main )?content|"
+    r"back to top|lorem ipsum|terms of (?:use|service)|privacy policy|page \d+ of \d+|"
+    r"share on (?:twitter|facebook|linkedin)|this page was last (?:edited|updated))\b",
+    re.IGNORECASE,
+)
+
+
+def _is_phone(match: str) -> bool:
+    digits = sum(c.isdigit() for c in match)
+    return 9 <= digits <= 15 and not _ISO_DATE.match(match)
+
+
+def find_pii(text: str) -> list[str]:
+    """Kinds of PII-looking strings in ``text``, sorted: ``"mail jo@x.org"`` → ``["email"]``."""
+    kinds = []
+    for kind, pattern in PATTERNS.items():
+        matches = [m.group() for m in pattern.finditer(text)]
+        if kind == "phone":
+            matches = [m for m in matches if _is_phone(m)]
+        if matches:
+            kinds.append(kind)
+    return sorted(kinds)
+
+
+def redact(text: str) -> str:
+    """``text`` with every PII-looking string replaced by ``[EMAIL]``, ``[PHONE]``, ``[SECRET]``."""
+    for kind, pattern in PATTERNS.items():
+        text = pattern.sub(
+            lambda m, k=kind: (
+                m.group() if k == "phone" and not _is_phone(m.group()) else f"[{k.upper()}]"
+            ),
+            text,
+        )
+    return text
+
+
+def has_boilerplate(text: str) -> bool:
+    """``"All rights reserved."``, ``"Click here to subscribe"``: navigation or legal filler."""
+    return BOILERPLATE.search(text) is not None
