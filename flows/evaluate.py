@@ -33,7 +33,7 @@ def run_dir(ws: Workspace, run: str | None) -> str:
     return str(path)
 
 
-@flow(name="evaluate", flow_run_name=flow_run_namer("evaluate"), log_prints=True)
+@flow(name="evaluate", flow_run_name=flow_run_namer("evaluate"))
 def evaluate_flow(
     config: str = str(DEFAULT_CONFIG),
     overrides: list[str] | None = None,

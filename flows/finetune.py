@@ -34,7 +34,7 @@ def dataset_dir(ws: Workspace, version: str | None) -> str:
     return str(path)
 
 
-@flow(name="finetune", flow_run_name=flow_run_namer("finetune"), log_prints=True)
+@flow(name="finetune", flow_run_name=flow_run_namer("finetune"))
 def finetune_flow(
     config: str = str(DEFAULT_CONFIG),
     overrides: list[str] | None = None,

@@ -17,7 +17,7 @@ from flows.finetune import finetune_flow
 from flows.refresh import refresh
 
 
-@flow(name="pipeline", flow_run_name=flow_run_namer("pipeline"), log_prints=True)
+@flow(name="pipeline", flow_run_name=flow_run_namer("pipeline"))
 def pipeline(
     config: str = str(DEFAULT_CONFIG),
     overrides: list[str] | None = None,

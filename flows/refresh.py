@@ -25,7 +25,7 @@ from tasks.split import split
 from tasks.validate import validate
 
 
-@flow(name="refresh", flow_run_name=flow_run_namer("refresh"), log_prints=True)
+@flow(name="refresh", flow_run_name=flow_run_namer("refresh"))
 def refresh(
     config: str = str(DEFAULT_CONFIG),
     overrides: list[str] | None = None,
