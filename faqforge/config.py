@@ -44,14 +44,48 @@ class ChunkConfig(Section):
         return self
 
 
+class JudgeConfig(Section):
+    """The optional judge pass: an LLM rates each pair against its source chunk."""
+
+    enabled: bool = False
+    # None: the teacher's own endpoint, model and key variable (kind openai or vllm).
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    # A pair is kept when its score (the lowest of accuracy, relevance, clarity, usefulness)
+    # reaches this: one weak criterion is enough to make a training pair harmful.
+    threshold: float = Field(7.0, ge=1, le=10)
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(512, ge=16)
+
+
 class TeacherConfig(Section):
-    kind: Literal["extractive", "openai"] = "extractive"
+    # openai: any OpenAI-compatible server (`vllm serve`); vllm: an in-process vllm.LLM engine
+    # on this machine's GPU; extractive: offline, no model (the embedded default).
+    kind: Literal["extractive", "openai", "vllm"] = "extractive"
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "meta-llama/Meta-Llama-3-70B-Instruct"
     api_key_env: str = "FAQFORGE_TEACHER_API_KEY"
     concurrency: int = Field(8, ge=1)
     timeout_s: float = Field(120.0, gt=0)
+    # Transient failures (timeouts, connection errors, 429, 5xx) only; other 4xx fail at once.
     max_retries: int = Field(3, ge=0)
+    # Backoff before retry n is backoff_s * 2**n (capped), half of it random jitter.
+    backoff_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    # Names of Prefect global limits shared by every flow using this endpoint: a concurrency
+    # limit held during each request, and a rate limit (slot decay) taken before each one.
+    # Create them first (`prefect gcl create NAME --limit N [--slot-decay-per-second R]`).
+    concurrency_limit: str | None = None
+    rate_limit: str | None = None
+    # Prompt + completion tokens this run may spend (generate and judge together); once
+    # reached no new request is sent and what was left is reported. None: no budget.
+    token_budget: int | None = Field(None, ge=1)
+    # Prices for the ledger's cost column (currency per million tokens); 0 for self-hosted.
+    cost_per_mtok_prompt: float = Field(0.0, ge=0)
+    cost_per_mtok_completion: float = Field(0.0, ge=0)
+    # kind=vllm only: keyword arguments for vllm.LLM (max_model_len, gpu_memory_utilization...).
+    vllm_engine_args: dict[str, Any] = {}
     temperature: float = Field(0.2, ge=0)
     max_tokens: int = Field(1024, ge=16)
     # Pairs per chunk scale with its length: the seed recipe's one pair per concept was too few.
@@ -61,8 +95,18 @@ class TeacherConfig(Section):
     max_answer_words: int = Field(60, ge=5)
     # A run fails only when more than this share of chunks could not be answered.
     max_failure_share: float = Field(0.2, ge=0, le=1)
+    judge: JudgeConfig = JudgeConfig()
 
-    def content_key(self) -> dict[str, Any]:
+    @model_validator(mode="after")
+    def _judge_needs_a_model(self) -> TeacherConfig:
+        if self.judge.enabled and self.kind == "extractive" and self.judge.base_url is None:
+            raise ValueError(
+                "teacher.judge.enabled needs a model: set teacher.judge.base_url (and "
+                "teacher.judge.model), or use teacher.kind openai or vllm"
+            )
+        return self
+
+    def generation_key(self) -> dict[str, Any]:
         """The fields that change what the teacher writes (not how fast it is asked)."""
         return self.model_dump(
             include={
@@ -76,6 +120,12 @@ class TeacherConfig(Section):
                 "max_answer_words",
             }
         )
+
+    def content_key(self) -> dict[str, Any]:
+        """What shapes the dataset: generation plus, when enabled, the judge's verdicts."""
+        judge = self.judge
+        verdicts = judge.model_dump(exclude={"base_url", "api_key_env"}) if judge.enabled else None
+        return {**self.generation_key(), "judge": verdicts}
 
 
 class CurateConfig(Section):
@@ -115,18 +165,31 @@ class DedupConfig(Section):
 
 
 class SplitConfig(Section):
+    # Applies to documents new to the frozen eval split, and to all of them under --new-eval.
     eval_fraction: float = Field(0.2, gt=0, lt=1)
     salt: str = "faqforge-split-v1"
 
 
 class DecontaminateConfig(Section):
     ngram_words: int = Field(13, ge=3, description="GPT-3 style long n-gram overlap")
+    # Paraphrased leaks share no long n-gram: MinHash over word shingles of question + answer.
+    shingle_words: int = Field(3, ge=1)
+    num_perm: int = Field(128, ge=16)
+    minhash_threshold: float = Field(0.5, gt=0, le=1)
+    # External benchmarks (JSONL, one question/answer object a line) kept out of training too.
+    benchmarks: list[Path] = []
 
 
 class ValidateConfig(Section):
     suite: Path = Path("expectations/qa_dataset.json")
+    # Dataset-level checks (sizes, change against the previous version), bounds from below.
+    summary_suite: Path = Path("expectations/qa_dataset_summary.json")
     min_train_rows: int = Field(1, ge=1)
     min_eval_rows: int = Field(1, ge=1)
+    # Share of the previous version's pairs a refresh may remove (a collapse, not an edit) or
+    # add; raise for a deliberate rebuild (new prompt or teacher). None: unbounded.
+    max_removed_share: float | None = Field(0.5, ge=0)
+    max_added_share: float | None = Field(3.0, ge=0)
 
 
 class FinetuneConfig(Section):

@@ -1,5 +1,6 @@
-"""The dataset flow: ingest → chunk → generate → curate → dedup → split → decontaminate →
-validate → publish. A failed validation ends the run before publish, so LATEST stays.
+"""The dataset flow: ingest → chunk → generate → judge (if enabled) → curate → dedup → split →
+decontaminate → validate → publish. A failed validation ends the run before publish, so
+LATEST stays.
 
     python -m flows.refresh                    # the embedded default
     faqforge run refresh --config configs/default.yaml --set teacher.concurrency=16
@@ -19,6 +20,7 @@ from tasks.decontaminate import decontaminate
 from tasks.dedup import dedup
 from tasks.generate import generate
 from tasks.ingest import ingest
+from tasks.judge import judge
 from tasks.prepare import prepare_tokenizer
 from tasks.publish import publish
 from tasks.split import split
@@ -38,14 +40,15 @@ def refresh(
     tokenizer_file = prepare_tokenizer(cfg, ws)
     documents = ingest(str(cfg.source), cfg.ingest, ws)
     chunks = chunk(documents, cfg.chunk, tokenizer_file, ws)
-    pairs = generate(chunks, cfg.teacher, ws)
-    curated = curate(pairs, cfg.curate, ws, chunks=chunks)
+    generated = generate(chunks, cfg.teacher, ws)
+    judged = judge(generated, chunks, cfg.teacher, ws) if cfg.teacher.judge.enabled else None
+    curated = curate(judged or generated, cfg.curate, ws, chunks=chunks)
     unique = dedup(curated, cfg.dedup, ws)
     halves = split(unique, cfg.split, ws)
     clean = decontaminate(halves, cfg.decontaminate, ws)
     validation = validate(clean, cfg.validate_, ws)
-    stages = [documents, chunks, pairs, curated, unique, halves, clean]
-    return publish(stages, validation, cfg, ws)
+    stages = [documents, chunks, generated, judged, curated, unique, halves, clean]
+    return publish([s for s in stages if s is not None], validation, cfg, ws)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Generate: chunks → question/answer pairs from a teacher, cached per chunk by content.
 
-A chunk's reply is cached under ``cache/teacher/<key[:2]>/<key>.json`` as soon as it
-arrives, keyed by the chunk's text hash and heading path, the number of pairs asked for,
-the teacher's model name and prompt version, and the teacher settings that change what it
-writes. A re-run over unchanged chunks sends nothing; a run killed half-way sends only what
-is left. Failed chunks become rejections (with the raw reply) and are never cached, so the
-next run asks again. Too many failures fail the stage.
+A chunk's reply is cached (``faqforge/teachers/cache.py``) the moment it arrives, keyed by
+what changes it: chunk text and heading path, pairs asked for, teacher model, prompt
+version, reply schema and sampling settings. A re-run over unchanged chunks sends nothing; a
+run killed half-way (even ``kill -9``) sends only what is left; chunks that vanished since
+the last run are counted as retired (their pairs leave the dataset, which is rebuilt from
+the current chunks). Failed chunks become rejections with the raw reply and are not cached,
+so the next run asks again; too many failures fail the stage. Every request is in the token
+ledger; a spent ``teacher.token_budget`` stops new requests and leaves chunks for next run.
 Not handled: a teacher that answers differently for the same key (temperature > 0) is
 asked once; its cached answer stands until the key changes.
 """
@@ -17,6 +19,7 @@ import logging
 import sys
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,9 +30,17 @@ from prefect.cache_policies import NO_CACHE
 from faqforge.config import TeacherConfig, stable_hash
 from faqforge.records import Chunk, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput, module_hash, save_output, stage_key
-from faqforge.storage import Workspace, read_json, write_json
+from faqforge.storage import Workspace
 from faqforge.tasking import IO_RETRIES, in_prefect_run, publish_counts_artifact
-from faqforge.teachers import Teacher, TeacherError, TeacherReply, Usage, make_teacher
+from faqforge.teachers import Teacher, TeacherError, TeacherReply, make_teacher
+from faqforge.teachers.cache import cache_path, generation_key, read_reply, retire, write_reply
+from faqforge.teachers.ledger import Budget, Ledger, run_ledger
+from faqforge.teachers.orchestration import (
+    Slot,
+    prefect_slot,
+    publish_ledger_artifact,
+    write_ledger,
+)
 
 STAGE = "generate"
 log = logging.getLogger(__name__)
@@ -40,43 +51,6 @@ def pairs_for_chunk(n_tokens: int, cfg: TeacherConfig) -> int:
     """Pairs to ask for: ``pairs_for_chunk(256, TeacherConfig())`` → 5 (2 per 100, in [2, 8])."""
     wanted = round(n_tokens / 100 * cfg.pairs_per_100_tokens)
     return max(cfg.min_pairs, min(cfg.max_pairs, wanted))
-
-
-def cache_key(chunk: Chunk, n_pairs: int, teacher: Teacher, cfg: TeacherConfig) -> str:
-    """Everything that changes what the teacher writes for this chunk; its source does not."""
-    parts = [chunk.text_hash, chunk.heading_path, n_pairs, teacher.prompt_version, teacher.name]
-    return stable_hash([*parts, cfg.content_key()], length=32)
-
-
-def cache_path(cache_dir: Path, key: str) -> Path:
-    return cache_dir / key[:2] / f"{key}.json"
-
-
-def read_cached(path: Path) -> TeacherReply | None:
-    """The cached reply, or None when absent or unreadable (then it is asked again)."""
-    if not path.is_file():
-        return None
-    try:
-        data = read_json(path)
-        pairs = [(str(q), str(a)) for q, a in data["pairs"]]
-        usage = Usage(**data["usage"])
-        return TeacherReply(pairs=pairs, usage=usage, raw=data["raw"])
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("unreadable teacher cache file %s (%s): asking the teacher again", path, exc)
-        return None
-
-
-def write_cached(path: Path, reply: TeacherReply, teacher: Teacher) -> None:
-    write_json(
-        path,
-        {
-            "teacher": teacher.name,
-            "prompt_version": teacher.prompt_version,
-            "pairs": [list(p) for p in reply.pairs],
-            "usage": asdict(reply.usage),
-            "raw": reply.raw,
-        },
-    )
 
 
 def make_pairs(chunk: Chunk, reply: TeacherReply, teacher: Teacher) -> list[QAPair]:
@@ -103,18 +77,21 @@ def make_pairs(chunk: Chunk, reply: TeacherReply, teacher: Teacher) -> list[QAPa
 
 @dataclass
 class GenerateStats:
-    """This run's teacher traffic: a re-run over unchanged chunks has requests == 0."""
+    """This run's teacher traffic: a re-run over unchanged chunks has requests == 0.
+
+    ``requests`` counts chunks sent (a chunk retried after a bad reply is one); the ledger
+    counts every HTTP request. ``left``: chunks not sent because the token budget ran out.
+    """
 
     requests: int = 0
     cache_hits: int = 0
     failed: int = 0
+    left: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     duplicate_pairs: int = 0
-
-    def spend(self, usage: Usage) -> None:
-        self.prompt_tokens += usage.prompt_tokens
-        self.completion_tokens += usage.completion_tokens
+    retired_chunks: int = 0
+    retired_pairs: int = 0
 
 
 @dataclass
@@ -122,6 +99,7 @@ class GenerateResult:
     pairs: list[QAPair]
     rejections: list[Rejection]
     n_chunks: int
+    ledger: Ledger
     stats: GenerateStats = field(default_factory=GenerateStats)
 
     def counts(self) -> StageCounts:
@@ -135,14 +113,16 @@ class GenerateResult:
 class GenerateFailed(RuntimeError):
     """More chunks failed than ``teacher.max_failure_share`` allows; answered ones are cached."""
 
-    def __init__(self, rejections: list[Rejection], n_chunks: int, cfg: TeacherConfig):
+    def __init__(
+        self, rejections: list[Rejection], n_chunks: int, cfg: TeacherConfig, stage: str = STAGE
+    ):
         self.rejections = rejections
         first = "; ".join(
             f"{r.record_id} ({r.record['source']}): {r.detail}" for r in rejections[:3]
         )
         where = f" ({cfg.model} at {cfg.base_url})" if cfg.kind == "openai" else ""
         super().__init__(
-            f"generate: {len(rejections)} of {n_chunks} chunks failed, more than "
+            f"{stage}: {len(rejections)} of {n_chunks} chunks failed, more than "
             f"teacher.max_failure_share={cfg.max_failure_share}. First: {first}. Check the "
             f"{cfg.kind} teacher{where} (the task log shows raw replies); a re-run sends only "
             "the failed chunks."
@@ -154,43 +134,59 @@ class GenerateFailed(RuntimeError):
         return all(r.reason == "http_error" for r in self.rejections)
 
 
-def _rejection(chunk: Chunk, err: TeacherError) -> Rejection:
+def rejection(stage: str, chunk: Chunk, err: TeacherError) -> Rejection:
     return Rejection(
         record_id=chunk.chunk_id,
-        stage=STAGE,
+        stage=stage,
         reason=err.reason,
         detail=err.detail,
         record={"chunk_id": chunk.chunk_id, "source": chunk.source, "raw": err.raw},
     )
 
 
+# Not a failure: the chunk was never sent. The next run (with budget) sends it.
+BUDGET_SPENT = TeacherError("budget_exhausted", "teacher.token_budget was spent; not sent")
+
+
 async def generate_for_chunks(
-    chunks: Sequence[Chunk], teacher: Teacher, cache_dir: Path, cfg: TeacherConfig
+    chunks: Sequence[Chunk],
+    teacher: Teacher,
+    cache_dir: Path,
+    cfg: TeacherConfig,
+    budget: Budget | None = None,
+    slot: Slot | None = None,
 ) -> GenerateResult:
     """Ask the teacher about every uncached chunk, ``cfg.concurrency`` at a time.
 
-    Each reply is cached the moment it arrives. Raises GenerateFailed (after caching) when
-    the share of failed chunks exceeds ``cfg.max_failure_share``.
+    ``slot`` (optional) is entered around each request: a Prefect global limit shared with
+    other flows. Each reply is cached the moment it arrives. Raises GenerateFailed (after
+    caching) when the share of failed chunks exceeds ``cfg.max_failure_share``.
     """
-    stats = GenerateStats()
+    stats, ledger = GenerateStats(), Ledger(STAGE, cfg)
+    budget = budget or Budget(cfg.token_budget)
     limit = asyncio.Semaphore(cfg.concurrency)
 
     async def answer(chunk: Chunk) -> TeacherReply | TeacherError:
         n_pairs = pairs_for_chunk(chunk.n_tokens, cfg)
-        path = cache_path(cache_dir, cache_key(chunk, n_pairs, teacher, cfg))
-        if (cached := read_cached(path)) is not None:
+        path = cache_path(cache_dir, generation_key(chunk, n_pairs, teacher, cfg))
+        if (cached := read_reply(path)) is not None:
             stats.cache_hits += 1
             return cached
         async with limit:
+            if not budget.allows():
+                return BUDGET_SPENT
             stats.requests += 1
             try:
-                reply = await teacher.generate(chunk, n_pairs)
+                async with slot() if slot else nullcontext():
+                    reply = await teacher.generate(chunk, n_pairs)
             except TeacherError as err:
-                stats.spend(err.usage)
+                budget.spend(err.usage)
+                ledger.add(chunk, err.calls)
                 return err
-        stats.spend(reply.usage)
+        budget.spend(reply.usage)
+        ledger.add(chunk, reply.calls)
         # An empty reply is an answer too: cached, so a re-run does not ask again.
-        write_cached(path, reply, teacher)
+        write_reply(path, reply, teacher)
         return reply
 
     jobs = [asyncio.ensure_future(answer(c)) for c in chunks]
@@ -201,22 +197,31 @@ async def generate_for_chunks(
             pending.cancel()
         await teacher.aclose()
 
-    result = GenerateResult(pairs=[], rejections=[], n_chunks=len(chunks), stats=stats)
+    result = GenerateResult([], [], len(chunks), ledger, stats)
+    covered: dict[str, int] = {}
     for chunk, outcome in zip(chunks, outcomes, strict=True):
         if isinstance(outcome, TeacherError):
-            result.rejections.append(_rejection(chunk, outcome))
-            stats.failed += 1
+            result.rejections.append(rejection(STAGE, chunk, outcome))
+            stats.left += outcome is BUDGET_SPENT
+            stats.failed += outcome is not BUDGET_SPENT
             continue
         if not outcome.pairs:
             empty = TeacherError("no_pairs", "the teacher found nothing to ask", outcome.raw)
-            result.rejections.append(_rejection(chunk, empty))
+            result.rejections.append(rejection(STAGE, chunk, empty))
             continue
         made = make_pairs(chunk, outcome, teacher)
         stats.duplicate_pairs += len(outcome.pairs) - len(made)
+        covered[chunk.chunk_id] = len(made)
         result.pairs += made
+    ledger.left = stats.left
+    stats.prompt_tokens = sum(r.prompt_tokens for r in ledger.rows)
+    stats.completion_tokens = sum(r.completion_tokens for r in ledger.rows)
     if chunks and stats.failed / len(chunks) > cfg.max_failure_share:
-        failures = [r for r in result.rejections if r.reason != "no_pairs"]
+        failures = [
+            r for r in result.rejections if r.reason not in ("no_pairs", BUDGET_SPENT.reason)
+        ]
         raise GenerateFailed(failures, len(chunks), cfg)
+    stats.retired_chunks, stats.retired_pairs = retire(cache_dir, covered)
     return result
 
 
@@ -243,8 +248,9 @@ def generate(chunks: StageOutput, cfg: TeacherConfig, workspace: str) -> StageOu
     teacher = make_teacher(cfg)
     items = chunks.read("chunks", Chunk)
     logger = get_run_logger() if in_prefect_run() else log
+    coro = generate_for_chunks(items, teacher, ws.teacher_cache, cfg, slot=prefect_slot(cfg))
     try:
-        result = run_sync(generate_for_chunks(items, teacher, ws.teacher_cache, cfg))
+        result = run_sync(coro)
     except GenerateFailed as exc:  # the failed run writes no output: show what came back
         for r in exc.rejections[:5]:
             logger.warning("%s %s: %s; raw reply: %.500s", r.record_id, r.reason, r.detail,
@@ -257,14 +263,17 @@ def generate(chunks: StageOutput, cfg: TeacherConfig, workspace: str) -> StageOu
         chunks,
         teacher.name,
         teacher.prompt_version,
-        cfg.content_key(),
+        cfg.generation_key(),
         module_hash(sys.modules[__name__]),
         result.content_hash(),
     )
+    rows = result.ledger.rows
+    ledger = {**result.ledger.summary(), "file": write_ledger(ws, result.ledger) if rows else None}
     stats = {
         **asdict(result.stats),
         "teacher": teacher.name,
         "prompt_version": teacher.prompt_version,
+        "ledger": ledger,
     }
     out = save_output(
         ws,
@@ -275,5 +284,8 @@ def generate(chunks: StageOutput, cfg: TeacherConfig, workspace: str) -> StageOu
         stats,
     )
     publish_counts_artifact(out)
-    logger.info("generate: %s %s", out.counts.as_dict(), stats)
+    publish_ledger_artifact(run_ledger({STAGE: ledger}, cfg.token_budget))
+    logger.info(
+        "generate: %s %s", out.counts.as_dict(), {k: v for k, v in stats.items() if k != "ledger"}
+    )
     return out

@@ -21,6 +21,7 @@ from faqforge.records import Document, QAPair, Rejection
 from faqforge.stage import StageOutput
 from faqforge.storage import Workspace, file_hash, publish_dir, write_json, write_jsonl
 from faqforge.tasking import in_prefect_run
+from faqforge.teachers.ledger import run_ledger
 
 LATEST = "datasets/LATEST"
 
@@ -41,7 +42,10 @@ def teacher_usage(generate: StageOutput, cfg: PipelineConfig) -> dict[str, Any]:
         "model": generate.stats.get("teacher"),
         **{
             k: generate.stats.get(k, 0)
-            for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens")
+            for k in (
+                *("requests", "cache_hits", "prompt_tokens", "completion_tokens"),
+                *("left", "retired_chunks", "retired_pairs"),
+            )
         },
     }
 
@@ -69,7 +73,13 @@ def build_manifest(
             for d in sorted(documents, key=lambda d: d.source)
         ],
         "prompt_version": generate.stats.get("prompt_version"),
-        "teacher": teacher_usage(generate, cfg),
+        "teacher": {
+            **teacher_usage(generate, cfg),
+            "ledger": run_ledger(
+                {s.stage: s.stats["ledger"] for s in stages if "ledger" in s.stats},
+                cfg.teacher.token_budget,
+            ),
+        },
         "stages": {s.stage: s.counts.as_dict() for s in stages},
         # Curated pairs per heading, and what ended with none (curate's coverage report).
         "coverage": next((s.stats.get("coverage") for s in stages if s.stage == "curate"), None),

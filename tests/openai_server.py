@@ -6,13 +6,12 @@ same HTTP protocol the ``openai`` client uses, so the teacher is tested end to e
 the real client: headers, JSON bodies, status codes, retries and timeouts.
 
 Rule: a request asking for up to N pairs (the schema's ``maxItems``) gets N pairs, pair i
-asking about the i-th sentence of the fenced document and answering with that sentence.
-Usage counts whitespace-separated words. Faults:
-- ``server.faults``: consumed one per request, first in first out: ``"malformed"`` (a reply
-  that is not JSON), ``"500"``, ``"429"`` (both with ``retry-after-ms: 1``), ``"echo_key"``
-  (a 401 whose message repeats the Authorization header, as some proxies do);
-- a document containing ``ALWAYS_MALFORMED`` always gets a reply that is not JSON.
-Every request body and Authorization header is recorded; ``max_in_flight`` tracks concurrency.
+asking about the i-th sentence of the fenced document and answering with that sentence. A
+judge request (a ``ratings`` schema) gets 9 on every criterion, except accuracy 2 for an
+answer containing ``WRONG``.
+Usage counts whitespace-separated words. A document containing ``ALWAYS_MALFORMED`` always
+gets a reply that is not JSON; other faults come from ``fault_proxy.py`` in front of it.
+Every request body is recorded; ``max_in_flight`` tracks concurrency.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import json
 import re
 import threading
 import time
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,8 +27,26 @@ ALWAYS_MALFORMED = "ALWAYS_MALFORMED"
 _FENCE = re.compile(r"^(`{3,})document\n(.*?)\n\1$", re.S | re.M)
 
 
-def _reply_pairs(body: dict[str, Any]) -> list[dict[str, str]]:
+def _reply_ratings(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Judge requests: 9 on every criterion, but accuracy 2 for an answer saying ``WRONG``."""
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    start = re.search(r'\[\s*\{\s*"index"', user).start()
+    pairs, _ = json.JSONDecoder().raw_decode(user, start)
+    return [
+        {"accuracy": 2 if "WRONG" in p["answer"] else 9, "relevance": 9, "clarity": 9,
+         "usefulness": 9, "reason": "states a wrong fact" if "WRONG" in p["answer"] else "fine"}
+        for p in pairs
+    ]  # fmt: skip
+
+
+def _reply(body: dict[str, Any]) -> dict[str, Any]:
     schema = body["response_format"]["json_schema"]["schema"]
+    if "ratings" in schema["properties"]:
+        return {"ratings": _reply_ratings(body)}
+    return {"pairs": _reply_pairs(body, schema)}
+
+
+def _reply_pairs(body: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, str]]:
     n = schema["properties"]["pairs"]["maxItems"]
     user = next(m["content"] for m in body["messages"] if m["role"] == "user")
     document = _FENCE.search(user).group(2)
@@ -46,9 +62,7 @@ class OpenAICompatServer:
 
     def __init__(self, delay_s: float = 0.0):
         self.delay_s = delay_s
-        self.faults: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
-        self.auth_headers: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -70,21 +84,14 @@ class OpenAICompatServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def respond(self, body: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
-        """Status and JSON body for one request, after any scripted fault."""
+    def respond(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Status and JSON body for one request."""
         with self._lock:
             self.requests.append(body)
-            self.auth_headers.append(auth)
-            fault = self.faults.popleft() if self.faults else None
-        if fault in ("500", "429"):
-            return int(fault), {"error": {"message": f"injected {fault}", "type": "server"}}
-        if fault == "echo_key":
-            return 401, {"error": {"message": f"bad credentials: {auth}", "type": "auth"}}
-        user = json.dumps(body["messages"])
-        if fault == "malformed" or ALWAYS_MALFORMED in user:
+        if ALWAYS_MALFORMED in json.dumps(body["messages"]):
             content = '{"pairs": [{"question": "unterminated'
         else:
-            content = json.dumps({"pairs": _reply_pairs(body)})
+            content = json.dumps(_reply(body))
         prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
         return 200, {
             "id": f"chatcmpl-{len(self.requests)}",
@@ -120,7 +127,7 @@ class OpenAICompatServer:
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
                     time.sleep(server.delay_s)
-                    status, payload = server.respond(body, self.headers.get("Authorization", ""))
+                    status, payload = server.respond(body)
                 finally:
                     with server._lock:
                         server.in_flight -= 1
@@ -131,8 +138,6 @@ class OpenAICompatServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                if status in (429, 500):
-                    self.send_header("retry-after-ms", "1")
                 self.end_headers()
                 self.wfile.write(data)
 

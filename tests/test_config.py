@@ -61,7 +61,7 @@ def test_all_errors_reported_at_once_with_paths_and_allowed_values(tmp_path):
         load_config(path, environ={})
     text = str(err.value)
     assert "4 invalid config field(s)" in text
-    assert "teacher.kind" in text and "'extractive' or 'openai'" in text and "'gpt'" in text
+    assert "teacher.kind" in text and "'extractive', 'openai' or 'vllm'" in text and "'gpt'" in text
     assert "teacher.concurrency" in text
     assert "overlap_tokens must be smaller than max_tokens" in text
     assert "dedupe: unknown field" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +15,11 @@ from faqforge.records import Chunk, QAPair, Rejection
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace, sha256_text
 from faqforge.teachers import TeacherError, TeacherReply, Usage
+from faqforge.teachers.cache import cache_path, generation_key
+from faqforge.teachers.ledger import Budget
 from tasks.generate import (
     GenerateFailed,
     _retry_if_transient,
-    cache_key,
-    cache_path,
     generate,
     generate_for_chunks,
     pairs_for_chunk,
@@ -41,11 +42,15 @@ class ScriptedTeacher:
 
     name = "scripted"
     prompt_version = "v1"
+    schema = "s1"
 
     def __init__(self, fail=(), crash=(), empty=()):
         self.fail, self.crash, self.empty = set(fail), set(crash), set(empty)
         self.calls: list[str] = []
         self.closed = 0
+
+    def schema_version(self, n_pairs: int) -> str:
+        return f"{self.schema}-{n_pairs}"
 
     async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
         self.calls.append(chunk.chunk_id)
@@ -53,18 +58,22 @@ class ScriptedTeacher:
             raise RuntimeError(f"killed at {chunk.chunk_id}")
         if chunk.chunk_id in self.fail:
             raise TeacherError("parse_error", "not JSON", raw=f"garbage for {chunk.chunk_id}",
-                               usage=Usage(7, 3))  # fmt: skip
+                               calls=[Usage(7, 3)])  # fmt: skip
         if chunk.chunk_id in self.empty:
             return TeacherReply(pairs=[], raw='{"pairs": []}')
         pairs = [(f"What is {chunk.heading_path[-1]}? ({k})", chunk.text) for k in range(n_pairs)]
-        return TeacherReply(pairs=pairs, usage=Usage(10, 5), raw=json.dumps(pairs))
+        return TeacherReply(pairs=pairs, calls=(Usage(10, 5),), raw=json.dumps(pairs))
 
     async def aclose(self) -> None:
         self.closed += 1
 
 
-def run(chunks, teacher, cache_dir: Path, cfg: TeacherConfig = CFG):
-    return asyncio.run(generate_for_chunks(chunks, teacher, cache_dir, cfg))
+def run(chunks, teacher, cache_dir: Path, cfg: TeacherConfig = CFG, budget=None):
+    return asyncio.run(generate_for_chunks(chunks, teacher, cache_dir, cfg, budget))
+
+
+def cache_files(cache_dir: Path) -> list[Path]:
+    return sorted(cache_dir.glob("??/*.json"))
 
 
 # (n_tokens, config fields, pairs asked for)
@@ -99,23 +108,29 @@ def test_second_run_sends_nothing(tmp_path):
 def test_cache_is_one_json_file_per_chunk(tmp_path):
     teacher = ScriptedTeacher()
     run([make_chunk(0)], teacher, tmp_path)
-    key = cache_key(make_chunk(0), 2, teacher, CFG)
-    (path,) = tmp_path.rglob("*.json")
+    key = generation_key(make_chunk(0), 2, teacher, CFG)
+    (path,) = cache_files(tmp_path)
     assert path == cache_path(tmp_path, key) == tmp_path / key[:2] / f"{key}.json"
     data = json.loads(path.read_text())
-    assert data["pairs"][0][0] == "What is Stage 0? (0)" and data["usage"]["prompt_tokens"] == 10
+    assert data["pairs"][0][0] == "What is Stage 0? (0)" and data["calls"][0]["prompt_tokens"] == 10
 
 
 def test_cache_key_follows_what_changes_the_answer():
     teacher, c = ScriptedTeacher(), make_chunk(0)
-    key = cache_key(c, 2, teacher, CFG)
-    assert cache_key(replace(c, chunk_id="other", source="moved.md"), 2, teacher, CFG) == key
-    assert cache_key(c, 3, teacher, CFG) != key
-    assert cache_key(replace(c, heading_path=["x"]), 2, teacher, CFG) != key
-    assert cache_key(c, 2, teacher, CFG.model_copy(update={"temperature": 0.9})) != key
-    assert cache_key(c, 2, teacher, CFG.model_copy(update={"concurrency": 1})) == key
+    key = generation_key(c, 2, teacher, CFG)
+    assert generation_key(replace(c, chunk_id="other", source="moved.md"), 2, teacher, CFG) == key
+    assert generation_key(c, 3, teacher, CFG) != key
+    assert generation_key(replace(c, heading_path=["x"]), 2, teacher, CFG) != key
+    assert generation_key(c, 2, teacher, CFG.model_copy(update={"temperature": 0.9})) != key
+    base = CFG.model_copy(update={"kind": "openai"})
+    for fast in ({"concurrency": 1}, {"token_budget": 5}, {"judge": {"enabled": True}}):
+        other = TeacherConfig(**{**base.model_dump(), **fast})
+        assert generation_key(c, 2, teacher, other) == generation_key(c, 2, teacher, base)
+    teacher.schema = "s2"  # the reply schema changed
+    assert generation_key(c, 2, teacher, CFG) != key
+    teacher.schema = "s1"
     teacher.prompt_version = "v2"
-    assert cache_key(c, 2, teacher, CFG) != key
+    assert generation_key(c, 2, teacher, CFG) != key
 
 
 def test_changed_chunk_is_the_only_one_sent(tmp_path):
@@ -204,7 +219,7 @@ def test_duplicate_pairs_in_one_reply_are_kept_once_and_counted(tmp_path):
 
 def test_unreadable_cache_file_is_asked_again(tmp_path):
     run([make_chunk(0)], ScriptedTeacher(), tmp_path)
-    (path,) = tmp_path.rglob("*.json")
+    (path,) = cache_files(tmp_path)
     path.write_text("{not json")
     teacher = ScriptedTeacher()
     assert run([make_chunk(0)], teacher, tmp_path).pairs and teacher.calls == ["c0"]
@@ -242,7 +257,7 @@ def test_task_reports_this_runs_stats_and_reuses_its_folder(tmp_path):
     pairs = second.read("pairs", QAPair)
     assert len(pairs) == first.counts.produced > 0
     assert second.read("rejections", Rejection) == []
-    assert len(list(ws.teacher_cache.rglob("*.json"))) == 3
+    assert len(cache_files(ws.teacher_cache)) == 3
 
 
 def test_task_runs_when_the_caller_already_runs_an_event_loop(tmp_path):
@@ -291,3 +306,77 @@ def test_task_inside_a_flow(prefect_harness, tmp_path):
     assert second.stats["cache_hits"] == 2
     artifact = Artifact.get("generate-counts")
     assert artifact is not None and "cache_hits" in str(artifact.data)
+
+
+def test_token_budget_stops_new_requests_and_reports_what_was_left(tmp_path):
+    chunks = [make_chunk(i) for i in range(5)]
+    cfg = CFG.model_copy(update={"concurrency": 1, "token_budget": 30})  # 15 per chunk
+    teacher = ScriptedTeacher()
+    result = run(chunks, teacher, tmp_path, cfg)
+    assert teacher.calls == ["c0", "c1"] and result.stats.left == 3
+    assert result.stats.failed == 0 and len(result.pairs) == 4  # published, not failed
+    left = [r for r in result.rejections if r.reason == "budget_exhausted"]
+    assert [r.record_id for r in left] == ["c2", "c3", "c4"]
+    assert result.ledger.summary()["left"] == 3
+    # The next run, with budget left over from nothing spent, sends only what was left.
+    again = ScriptedTeacher()
+    assert run(chunks, again, tmp_path, cfg).stats.left == 1 and again.calls == ["c2", "c3"]
+    # A budget already spent (by generate, for the judge) sends nothing.
+    none = ScriptedTeacher()
+    run(chunks, none, tmp_path, cfg, budget=Budget(30, spent=30))
+    assert none.calls == []
+
+
+def test_ledger_has_one_row_per_request_summed_per_document(tmp_path):
+    class RetryingTeacher(ScriptedTeacher):
+        async def generate(self, chunk, n_pairs):
+            reply = await super().generate(chunk, n_pairs)
+            return TeacherReply(reply.pairs, (Usage(4, 1), Usage(6, 2)), reply.raw)
+
+    cfg = CFG.model_copy(update={"cost_per_mtok_prompt": 1e6, "cost_per_mtok_completion": 2e6})
+    result = run([make_chunk(i) for i in range(3)], RetryingTeacher(fail={"c2"}), tmp_path, cfg)
+    rows = result.ledger.rows
+    assert [(r.chunk_id, r.attempt) for r in rows] == [("c0", 0), ("c0", 1), ("c1", 0),
+                                                       ("c1", 1), ("c2", 0)]  # fmt: skip
+    summary = result.ledger.summary()
+    assert (summary["requests"], summary["prompt_tokens"], summary["completion_tokens"]) == (
+        5, 27, 9,
+    )  # fmt: skip
+    assert summary["cost"] == 27 + 2 * 9
+    assert summary["by_document"]["doc0.md"]["requests"] == 4  # c0, c1 are doc0
+    assert summary["by_document"]["doc1.md"]["prompt_tokens"] == 7  # the failed c2 counts
+    assert (result.stats.prompt_tokens, result.stats.completion_tokens) == (27, 9)
+
+
+def test_vanished_chunks_are_retired_and_their_pairs_gone(tmp_path):
+    chunks = [make_chunk(i) for i in range(4)]
+    first = run(chunks, ScriptedTeacher(), tmp_path)
+    assert (first.stats.retired_chunks, first.stats.retired_pairs) == (0, 0)
+    # c3's document lost that section; c1 was edited (a new chunk id for new text).
+    edited = replace(make_chunk(1, "Stage 1 now reads files."), chunk_id="c1-v2")
+    second = run([chunks[0], edited, chunks[2]], ScriptedTeacher(), tmp_path)
+    assert (second.stats.retired_chunks, second.stats.retired_pairs) == (2, 4)
+    assert {p.chunk_id for p in second.pairs} == {"c0", "c1-v2", "c2"}
+    assert second.stats.requests == 1  # only the edited chunk was sent
+    # Cache entries stay: the section coming back costs nothing.
+    teacher = ScriptedTeacher()
+    assert run(chunks, teacher, tmp_path).stats.retired_chunks == 1 and teacher.calls == []
+
+
+def test_each_request_holds_the_shared_slot(tmp_path):
+    held, peak = 0, 0
+
+    @contextlib.asynccontextmanager
+    async def slot():
+        nonlocal held, peak
+        held += 1
+        peak = max(peak, held)
+        try:
+            yield
+        finally:
+            held -= 1
+
+    teacher = ScriptedTeacher()
+    chunks = [make_chunk(i) for i in range(4)]
+    asyncio.run(generate_for_chunks(chunks, teacher, tmp_path, CFG, slot=slot))
+    assert len(teacher.calls) == 4 and peak >= 1 and held == 0

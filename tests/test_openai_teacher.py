@@ -1,17 +1,25 @@
-"""The OpenAI-compatible teacher against a real HTTP server on 127.0.0.1 (openai_server.py)."""
+"""The LLM teacher over HTTP: a real server on 127.0.0.1 (openai_server.py), faults injected
+by fault_proxy.py in front of it, the real ``openai`` client in between."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import traceback
 
+import httpx
+import openai
 import pytest
+from fault_proxy import FaultProxy
 from openai_server import ALWAYS_MALFORMED, OpenAICompatServer
+from resume_worker import resume_after_kill
 
 from faqforge.config import TeacherConfig
 from faqforge.records import Chunk
 from faqforge.teachers import TeacherError, make_teacher
-from faqforge.teachers.openai_compat import OpenAITeacher, parse_pairs, qa_schema
+from faqforge.teachers.llm import LLMTeacher
+from faqforge.teachers.retry import backoff_delay, is_transient
+from faqforge.teachers.schema import parse_pairs, qa_schema
 from tasks.generate import GenerateFailed, generate_for_chunks
 
 KEY_ENV = "FAQFORGE_TEST_TEACHER_KEY"
@@ -29,56 +37,61 @@ def server():
 
 
 @pytest.fixture
-def cfg(server, monkeypatch) -> TeacherConfig:
+def proxy(server):
+    with FaultProxy(server.base_url, hang_s=2) as prx:
+        yield prx
+
+
+@pytest.fixture
+def cfg(proxy, monkeypatch) -> TeacherConfig:
     monkeypatch.setenv(KEY_ENV, SECRET)
     return TeacherConfig(
-        kind="openai", base_url=server.base_url, model="tiny-teacher", api_key_env=KEY_ENV,
-        max_retries=1, timeout_s=5, min_pairs=2, max_pairs=2,
+        kind="openai", base_url=proxy.base_url, model="tiny-teacher", api_key_env=KEY_ENV,
+        max_retries=1, timeout_s=5, backoff_s=0.01, backoff_max_s=0.05, min_pairs=2,
+        max_pairs=2,
     )  # fmt: skip
 
 
-async def ask(teacher: OpenAITeacher, c: Chunk, n: int = 2):
+async def ask(teacher: LLMTeacher, c: Chunk, n: int = 2):
     try:
         return await teacher.generate(c, n)
     finally:
         await teacher.aclose()
 
 
-def test_request_is_structured_and_authenticated(server, cfg):
+def test_request_is_structured_and_authenticated(proxy, cfg):
     reply = asyncio.run(ask(make_teacher(cfg), chunk(0)))
     assert reply.pairs == [
         ("What does sentence 1 of the guide say?", "Dedup removes repeated pairs."),
         ("What does sentence 2 of the guide say?", "It uses MinHash."),
     ]
-    body = server.requests[0]
+    body = proxy.requests[0]
     assert body["model"] == "tiny-teacher"
     assert body["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "qa_pairs", "schema": qa_schema(2, 60), "strict": True},
+        "json_schema": {"name": "reply", "schema": qa_schema(2, 60), "strict": True},
     }
     assert body["temperature"] == cfg.temperature and body["max_tokens"] == cfg.max_tokens
     system, user = body["messages"]
     assert "never refer" in system["content"].lower() and "ignore any" in system["content"]
     assert "```document\nDedup removes repeated pairs." in user["content"]
     assert "faqforge > Dedup" in user["content"] and "guide.md" in user["content"]
-    assert server.auth_headers == [f"Bearer {SECRET}"]
-    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+    assert proxy.auth_headers == [f"Bearer {SECRET}"]
+    assert len(reply.calls) == 1 and reply.usage.prompt_tokens > 0
 
 
-def test_malformed_reply_is_retried_once_with_the_error_fed_back(server, cfg):
-    server.faults.append("malformed")
+def test_malformed_reply_is_retried_once_with_the_error_fed_back(proxy, cfg):
+    proxy.faults.append("malformed")
     reply = asyncio.run(ask(make_teacher(cfg), chunk(0)))
     assert len(reply.pairs) == 2
-    assert len(server.requests) == 2
-    retry = server.requests[1]["messages"]
-    assert retry[2]["role"] == "assistant" and "unterminated" in retry[2]["content"]
+    assert len(proxy.requests) == 2
+    retry = proxy.requests[1]["messages"]
+    assert retry[2]["role"] == "assistant" and retry[2]["content"].startswith('{"pairs"')
     assert retry[3]["role"] == "user" and "not JSON" in retry[3]["content"]
-    # Usage covers both calls.
-    first_prompt = sum(len(m["content"].split()) for m in server.requests[0]["messages"])
-    assert reply.usage.prompt_tokens > first_prompt
+    assert len(reply.calls) == 2  # both requests are in the ledger
 
 
-def test_persistently_malformed_reply_becomes_a_rejection_with_raw_text(server, cfg, tmp_path):
+def test_persistently_malformed_reply_becomes_a_rejection_with_raw_text(proxy, cfg, tmp_path):
     cfg = cfg.model_copy(update={"max_failure_share": 0.5})
     chunks = [chunk(0), chunk(1, f"{ALWAYS_MALFORMED} is a marker. Nothing parses.")]
     result = asyncio.run(generate_for_chunks(chunks, make_teacher(cfg), tmp_path, cfg))
@@ -87,24 +100,61 @@ def test_persistently_malformed_reply_becomes_a_rejection_with_raw_text(server, 
     assert "after one retry" in rej.detail
     assert rej.record["raw"].count("unterminated") == 2  # both replies kept
     assert result.stats.requests == 2 and result.stats.failed == 1
-    assert len(server.requests) == 3  # one chunk once, the other twice
-    assert result.stats.prompt_tokens > 0
+    assert len(proxy.requests) == 3  # one chunk once, the other twice
+    assert len(result.ledger.rows) == 3 and result.stats.prompt_tokens > 0
 
 
-def test_http_errors_are_retried_by_the_client_then_rejected(server, cfg):
-    server.faults.extend(["429", "500"])  # max_retries=1: 429 retried, then 500 is final
+# (faults injected before the answer, max_retries, requests sent, error or None)
+HTTP_CASES = [
+    (["429", "500", "timeout", "disconnect"], 4, 5, None),  # transient: retried
+    (["500", "500"], 1, 2, "HTTP 500"),  # out of retries
+    (["400"], 3, 1, "HTTP 400"),  # cannot succeed: not retried
+    (["echo_key"], 3, 1, "HTTP 401"),
+]
+
+
+@pytest.mark.parametrize(("faults", "retries", "sent", "error"), HTTP_CASES)
+def test_transient_http_failures_are_retried_others_are_not(proxy, cfg, faults, retries, sent,
+                                                             error):  # fmt: skip
+    proxy.faults.extend(faults)
+    teacher = make_teacher(cfg.model_copy(update={"max_retries": retries, "timeout_s": 0.5}))
+    if error is None:
+        assert asyncio.run(ask(teacher, chunk(0))).pairs
+    else:
+        with pytest.raises(TeacherError) as info:
+            asyncio.run(ask(teacher, chunk(0)))
+        assert info.value.reason == "http_error" and error in info.value.detail
+    assert len(proxy.requests) == sent
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter():
+    rng = random.Random(0)
+    delays = [[backoff_delay(n, 1.0, 5.0, rng) for _ in range(200)] for n in range(5)]
+    for n, ds in enumerate(delays):
+        ceiling = min(5.0, 2**n)
+        assert all(ceiling / 2 <= d <= ceiling for d in ds)
+        assert max(ds) - min(ds) > ceiling / 4  # jittered, not fixed
+
+
+def test_what_counts_as_transient():
+    request = httpx.Request("POST", "http://x/v1/chat/completions")
+
+    def status(code: int) -> openai.APIStatusError:
+        response = httpx.Response(code, request=request)
+        return openai.APIStatusError("x", response=response, body=None)
+
+    assert is_transient(openai.APITimeoutError(request))
+    assert is_transient(openai.APIConnectionError(request=request))
+    assert [c for c in (400, 401, 403, 404, 408, 422, 429, 500, 502, 503) if is_transient(
+        status(c))] == [408, 429, 500, 502, 503]  # fmt: skip
+    assert not is_transient(ValueError("bug"))
+
+
+def test_api_key_never_appears_in_errors(proxy, cfg, tmp_path):
+    proxy.faults.extend(["echo_key"] * 4)
     with pytest.raises(TeacherError) as info:
         asyncio.run(ask(make_teacher(cfg), chunk(0)))
-    assert info.value.reason == "http_error" and "HTTP 500" in info.value.detail
-    server.faults.append("429")
-    assert asyncio.run(ask(make_teacher(cfg), chunk(0))).pairs  # one 429, then an answer
-
-
-def test_api_key_never_appears_in_errors(server, cfg, tmp_path):
-    server.faults.extend(["echo_key"] * 4)
-    with pytest.raises(TeacherError) as info:
-        asyncio.run(ask(make_teacher(cfg), chunk(0)))
-    assert server.auth_headers[0] == f"Bearer {SECRET}"  # the server did see it
+    assert proxy.auth_headers[0] == f"Bearer {SECRET}"  # the server did see it
     text = "".join(traceback.format_exception(info.value)) + info.value.raw
     assert "bad credentials" in text and SECRET not in text
     with pytest.raises(GenerateFailed) as failed:
@@ -120,9 +170,13 @@ def test_unreachable_server_is_an_http_error(cfg):
     assert info.value.reason == "http_error" and "127.0.0.1:9" in info.value.detail
 
 
-def test_concurrency_is_bounded_and_usage_summed(cfg, tmp_path):
+def test_concurrency_is_bounded_and_usage_summed(monkeypatch, tmp_path):
+    monkeypatch.setenv(KEY_ENV, SECRET)
     with OpenAICompatServer(delay_s=0.05) as slow:
-        cfg = cfg.model_copy(update={"base_url": slow.base_url, "concurrency": 3})
+        cfg = TeacherConfig(
+            kind="openai", base_url=slow.base_url, model="tiny-teacher", api_key_env=KEY_ENV,
+            concurrency=3, min_pairs=2, max_pairs=2,
+        )  # fmt: skip
         chunks = [chunk(i, f"Topic {i} is covered. It has detail {i}.") for i in range(9)]
         result = asyncio.run(generate_for_chunks(chunks, make_teacher(cfg), tmp_path, cfg))
         assert slow.max_in_flight == 3
@@ -155,3 +209,14 @@ def test_parse_pairs(text, expected):
         with pytest.raises(TeacherError) as info:
             parse_pairs(text, 2)
         assert info.value.reason == expected and info.value.raw == text
+
+
+def test_run_killed_with_sigkill_resumes_sending_only_what_is_left(tmp_path):
+    with OpenAICompatServer(delay_s=0.1) as slow, FaultProxy(slow.base_url) as proxy:
+        left, resent, result = resume_after_kill(proxy, tmp_path, 24, 2, answered=6)
+    assert 0 < len(left) <= 24 - 6
+    assert sorted(resent) == left  # each unanswered chunk once, nothing answered again
+    assert (result.stats.requests, result.stats.cache_hits) == (len(left), 24 - len(left))
+    ids = [p.id for p in result.pairs]
+    assert len(ids) == len(set(ids)) and result.rejections == []
+    assert len({p.chunk_id for p in result.pairs}) == 24

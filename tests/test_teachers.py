@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 
 import pytest
 
@@ -12,7 +13,8 @@ from faqforge.prompts import fence, load_prompt
 from faqforge.records import Chunk
 from faqforge.teachers import make_teacher
 from faqforge.teachers.extractive import ExtractiveTeacher, clip_words, extract_pairs, sentences
-from faqforge.teachers.openai_compat import OpenAITeacher
+from faqforge.teachers.schema import judge_schema, qa_schema
+from faqforge.teachers.vllm_engine import VLLMBackend, sampling_kwargs
 
 CURATION = """Heuristic filters drop pairs whose question leans on the passage. They run before \
 the judge, so cheap checks go first.
@@ -163,13 +165,41 @@ def test_prompt_version_is_a_hash_of_both_files(tmp_path):
 def test_shipped_prompt_asks_for_the_rules():
     prompt = load_prompt("generate_qa")
     system = prompt.system.lower()
-    for rule in ("name the subject", "the passage", "only from the document", "link", "json"):
+    rules = ("name the subject", "the passage", "only from the document", "link", "two or three")
+    for rule in (*rules, "json"):
         assert rule in system, rule
     user = prompt.render_user(
         document=fence("x"), heading_path="A > B", source="a.md", n_pairs=4, max_answer_words=50
     )
     assert "4 question/answer pairs" in user and "at most 50 words" in user
-    assert OpenAITeacher(TeacherConfig(kind="openai")).prompt_version == prompt.version
+    assert make_teacher(TeacherConfig(kind="openai")).prompt_version == prompt.version
+
+
+def test_shipped_judge_prompt_asks_for_the_four_criteria():
+    prompt = load_prompt("judge_qa")
+    for criterion in ("accuracy", "relevance", "clarity", "usefulness", "1 (worst) to 10"):
+        assert criterion in prompt.system, criterion
+    user = prompt.render_user(document=fence("x"), heading_path="A", source="a.md", n_pairs=2,
+                              pairs='[{"index": 0}]')  # fmt: skip
+    assert "exactly 2 ratings" in user and '[{"index": 0}]' in user
+    assert prompt.version != load_prompt("generate_qa").version
+
+
+def test_vllm_kind_builds_structured_requests_without_importing_vllm():
+    cfg = TeacherConfig(
+        kind="vllm", model="/models/llama", vllm_engine_args={"max_model_len": 4096}
+    )
+    teacher = make_teacher(cfg)
+    assert isinstance(teacher.backend, VLLMBackend) and "vllm" not in sys.modules
+    assert (teacher.backend.model, teacher.backend.engine_args) == (
+        "/models/llama",
+        {"max_model_len": 4096},
+    )
+    assert sampling_kwargs(teacher.schema(3), 0.2, 512) == {
+        "temperature": 0.2, "max_tokens": 512, "json": qa_schema(3, 60),
+    }  # fmt: skip
+    assert teacher.schema_version(3) != teacher.schema_version(4)
+    assert judge_schema(2)["properties"]["ratings"]["maxItems"] == 2
 
 
 def test_fence_cannot_be_closed_by_the_document():

@@ -1,21 +1,24 @@
 """What every teacher is: a model name, a prompt version, and chunk → question/answer pairs.
 
-The generate stage keys its per-chunk cache on ``name`` and ``prompt_version``, so a
-teacher must change one of them whenever what it writes for the same chunk could change.
-Teachers do not cache, count or retry whole chunks; the generate stage does.
+The generate stage keys its per-chunk cache on ``name``, ``prompt_version`` and
+``schema_version``, so a teacher must change one of them whenever what it writes for the same
+chunk could change. Teachers do not cache, count or budget whole chunks; the generate stage
+does. A ``ChatBackend`` is one way to reach a model (HTTP or in-process); teachers and the
+judge share it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from faqforge.records import Chunk
 
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens billed for one chunk's reply, summed over every call it took (retries too)."""
+    """Tokens billed for one request (from the API's ``usage``), or a sum of requests."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -26,37 +29,87 @@ class Usage:
             self.completion_tokens + other.completion_tokens,
         )
 
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def total_usage(calls: Sequence[Usage]) -> Usage:
+    return sum(calls, Usage())
+
 
 @dataclass(frozen=True)
 class TeacherReply:
-    """The pairs a teacher wrote for one chunk, and the raw model text they were parsed from."""
+    """The pairs a teacher wrote for one chunk, the raw text, and one Usage per request."""
 
     pairs: list[tuple[str, str]]
-    usage: Usage = field(default_factory=Usage)
+    calls: tuple[Usage, ...] = ()
     raw: str = ""
+
+    @property
+    def usage(self) -> Usage:
+        return total_usage(self.calls)
 
 
 class TeacherError(Exception):
     """A chunk the teacher could not answer usably.
 
     ``reason`` is a short rejection reason (``parse_error``, ``schema_error``,
-    ``http_error``, ``no_pairs``); ``raw`` keeps whatever the model said, for inspection;
-    ``usage`` the tokens spent on the failed attempt. Never put a secret in any of them.
+    ``http_error``, ``engine_error``, ``no_pairs``); ``raw`` keeps whatever the model said,
+    for inspection; ``calls`` the requests spent on it. Never put a secret in any of them.
     """
 
-    def __init__(self, reason: str, detail: str, raw: str = "", usage: Usage | None = None):
+    def __init__(
+        self, reason: str, detail: str, raw: str = "", calls: Sequence[Usage] = ()
+    ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.raw = raw
-        self.usage = usage or Usage()
+        self.calls = tuple(calls)
+
+    @property
+    def usage(self) -> Usage:
+        return total_usage(self.calls)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model reply: its text, the request's usage, and why generation stopped."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+
+
+class ChatBackend(Protocol):
+    """One chat request constrained by a JSON schema. Implementations: openai, vllm."""
+
+    model: str
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        *,
+        temperature: float,
+        max_tokens: int,
+    ) -> Completion:
+        """The reply; raise TeacherError (``http_error``/``engine_error``) when none came."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class Teacher(Protocol):
-    """Writes question/answer pairs about one chunk. Implementations: extractive, openai."""
+    """Writes question/answer pairs about one chunk. Implementations: extractive, llm."""
 
     name: str
     prompt_version: str
+
+    def schema_version(self, n_pairs: int) -> str:
+        """A hash of the reply schema asked for (part of the cache key)."""
+        ...
 
     async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
         """Up to ``n_pairs`` pairs grounded in ``chunk``; raise TeacherError if unusable."""

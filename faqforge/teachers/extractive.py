@@ -306,6 +306,10 @@ class ExtractiveTeacher:
     def __init__(self, max_answer_words: int):
         self.max_answer_words = max_answer_words
 
+    def schema_version(self, n_pairs: int) -> str:
+        """No schema: the pairs are built in code (its source is in ``prompt_version``)."""
+        return "none"
+
     async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
         topic = Path(chunk.source).stem.replace("-", " ").replace("_", " ")
         pairs = extract_pairs(

@@ -1,103 +1,60 @@
-"""Teacher behind any OpenAI-compatible chat endpoint (``vllm serve``, a hosted API).
+"""Chat backend for any OpenAI-compatible endpoint (``vllm serve``, a hosted API).
 
-One chunk is one chat completion constrained by a JSON schema (``response_format``
-``json_schema``, which vLLM enforces with xgrammar). A reply that does not parse or does not
-fit the schema is asked for once more with the error fed back; a second failure raises
-TeacherError with both raw replies. HTTP retries and timeouts are the ``openai`` client's
-(``cfg.max_retries``, ``cfg.timeout_s``). The API key is read from the variable named by
-``cfg.api_key_env`` and scrubbed from every error this module raises.
+One request is one ``chat.completions.create`` with the reply schema in ``response_format``
+(``json_schema``; vLLM enforces it with xgrammar; its ``guided_json`` would be ignored). The
+client's own retries are off: transient failures are retried here with exponential backoff
+and jitter (``retry.py``), other 4xx fail at once. The API key is read from the variable named
+by ``api_key_env`` and scrubbed from every error this module raises.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 from typing import Any
 
 import openai
 
-from faqforge.config import TeacherConfig
-from faqforge.prompts import Prompt, fence, load_prompt
-from faqforge.records import Chunk
-from faqforge.teachers.base import TeacherError, TeacherReply, Usage
-
-RETRY_MARKER = "\n--- retry ---\n"
+from faqforge.teachers.base import Completion, TeacherError, Usage
+from faqforge.teachers.retry import backoff_delay, is_transient, retry_after_s
 
 
-def qa_schema(n_pairs: int, max_answer_words: int) -> dict[str, Any]:
-    """The reply schema; ``maxLength`` lets a constrained decoder always finish valid JSON."""
-    text = {"type": "string", "minLength": 1}
-    pair = {
-        "type": "object",
-        "properties": {
-            "question": {**text, "maxLength": 300},
-            "answer": {**text, "maxLength": max(200, max_answer_words * 10)},
-        },
-        "required": ["question", "answer"],
-        "additionalProperties": False,
-    }
-    return {
-        "type": "object",
-        "properties": {
-            "pairs": {"type": "array", "items": pair, "minItems": 1, "maxItems": n_pairs}
-        },
-        "required": ["pairs"],
-        "additionalProperties": False,
-    }
+class OpenAIBackend:
+    """``OpenAIBackend(base_url, model, "MY_KEY_VAR")``; ``retries`` counts retried requests."""
 
-
-def parse_pairs(text: str, n_pairs: int) -> list[tuple[str, str]]:
-    """``'{"pairs": [{"question": "Q?", "answer": "A."}]}'`` → ``[("Q?", "A.")]``.
-
-    ``strict=False`` accepts control characters inside strings (xgrammar lets them through).
-    Raises TeacherError ``parse_error`` (not JSON) or ``schema_error`` (wrong shape).
-    """
-    try:
-        data = json.loads(text, strict=False)
-    except json.JSONDecodeError as exc:
-        raise TeacherError("parse_error", f"reply is not JSON: {exc}", raw=text) from None
-    items = data.get("pairs") if isinstance(data, dict) else None
-    if not isinstance(items, list) or not 1 <= len(items) <= n_pairs:
-        raise TeacherError(
-            "schema_error", f'expected {{"pairs": [...]}} with 1 to {n_pairs} items', raw=text
-        )
-    pairs = []
-    for i, item in enumerate(items):
-        q = item.get("question") if isinstance(item, dict) else None
-        a = item.get("answer") if isinstance(item, dict) else None
-        if not (isinstance(q, str) and isinstance(a, str) and q.strip() and a.strip()):
-            raise TeacherError(
-                "schema_error", f"pairs[{i}] needs non-empty string question and answer", raw=text
-            )
-        pairs.append((q.strip(), a.strip()))
-    return pairs
-
-
-class OpenAITeacher:
-    """``name`` is the served model; ``prompt_version`` the generate_qa prompt's hash."""
-
-    def __init__(self, cfg: TeacherConfig, prompt: Prompt | None = None):
-        self.cfg = cfg
-        self.name = cfg.model
-        self.prompt = prompt or load_prompt("generate_qa")
-        self.prompt_version = self.prompt.version
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str,
+        *,
+        timeout_s: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+    ):
+        self.base_url = base_url
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.retries = 0
         self._client: openai.AsyncOpenAI | None = None
 
-    def _api_key(self) -> str:
-        return os.environ.get(self.cfg.api_key_env, "EMPTY")
-
-    def _redact(self, text: str) -> str:
-        key = os.environ.get(self.cfg.api_key_env)
+    def redact(self, text: str) -> str:
+        key = os.environ.get(self.api_key_env)
         return text.replace(key, "***") if key else text
 
     def _get_client(self) -> openai.AsyncOpenAI:
         # Created lazily: its connection pool belongs to the event loop that first uses it.
         if self._client is None:
             self._client = openai.AsyncOpenAI(
-                base_url=self.cfg.base_url,
-                api_key=self._api_key(),
-                timeout=self.cfg.timeout_s,
-                max_retries=self.cfg.max_retries,
+                base_url=self.base_url,
+                api_key=os.environ.get(self.api_key_env, "EMPTY"),
+                timeout=self.timeout_s,
+                max_retries=0,
             )
         return self._client
 
@@ -106,81 +63,46 @@ class OpenAITeacher:
             await self._client.close()
             self._client = None
 
-    def messages(self, chunk: Chunk, n_pairs: int) -> list[dict[str, str]]:
-        user = self.prompt.render_user(
-            document=fence(chunk.text),
-            heading_path=" > ".join(chunk.heading_path) or "(none)",
-            source=chunk.source,
-            n_pairs=n_pairs,
-            max_answer_words=self.cfg.max_answer_words,
-        )
-        return [
-            {"role": "system", "content": self.prompt.system},
-            {"role": "user", "content": user},
-        ]
-
-    async def _complete(
-        self, messages: list[dict[str, str]], n_pairs: int, spent: Usage
-    ) -> tuple[str, Usage, str | None]:
-        """One chat completion: (reply text, usage so far, finish reason)."""
-        schema = qa_schema(n_pairs, self.cfg.max_answer_words)
-        try:
-            response = await self._get_client().chat.completions.create(
-                model=self.cfg.model,
-                messages=messages,  # type: ignore[arg-type]
-                temperature=self.cfg.temperature,
-                max_tokens=self.cfg.max_tokens,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": "qa_pairs", "schema": schema, "strict": True},
-                },
-            )
-        except openai.APIStatusError as exc:
-            detail = f"HTTP {exc.status_code} from {self.cfg.base_url}: {exc.message}"
-            raise TeacherError(
-                "http_error", self._redact(detail), self._redact(exc.response.text), spent
-            ) from None
-        except openai.APIConnectionError as exc:  # includes timeouts
-            detail = f"{type(exc).__name__} talking to {self.cfg.base_url}: {exc}"
-            raise TeacherError("http_error", self._redact(detail), usage=spent) from None
-        usage = spent
-        if response.usage is not None:
-            usage += Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
-        if not response.choices:
-            return "", usage, None
-        choice = response.choices[0]
-        return choice.message.content or "", usage, choice.finish_reason
-
-    def _parse(self, text: str, n_pairs: int, finish: str | None) -> list[tuple[str, str]]:
-        try:
-            return parse_pairs(text, n_pairs)
-        except TeacherError as err:
-            if finish == "length":  # cut off mid-JSON: say so, with the fix
-                err.detail += f" (reply cut at max_tokens={self.cfg.max_tokens}; raise it)"
-            raise
-
-    async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
-        messages = self.messages(chunk, n_pairs)
-        text, usage, finish = await self._complete(messages, n_pairs, Usage())
-        try:
-            return TeacherReply(self._parse(text, n_pairs, finish), usage, text)
-        except TeacherError as first:
-            retry = [
-                *messages,
-                {"role": "assistant", "content": text},
-                {
-                    "role": "user",
-                    "content": f"That reply was not usable: {first.detail}. "
-                    "Reply again with JSON only, exactly matching the schema.",
-                },
-            ]
-            again, usage, finish = await self._complete(retry, n_pairs, usage)
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        *,
+        temperature: float,
+        max_tokens: int,
+    ) -> Completion:
+        for attempt in range(self.max_retries + 1):
             try:
-                return TeacherReply(self._parse(again, n_pairs, finish), usage, again)
-            except TeacherError as second:
-                raise TeacherError(
-                    second.reason,
-                    self._redact(f"after one retry: {second.detail} (first: {first.detail})"),
-                    self._redact(text + RETRY_MARKER + again),
-                    usage,
-                ) from None
+                response = await self._get_client().chat.completions.create(
+                    model=self.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "reply", "schema": schema, "strict": True},
+                    },
+                )
+            except openai.APIError as exc:
+                if not is_transient(exc) or attempt == self.max_retries:
+                    raise self._error(exc, attempt) from None
+                self.retries += 1
+                delay = backoff_delay(attempt, self.backoff_s, self.backoff_max_s)
+                await asyncio.sleep(max(delay, retry_after_s(exc, self.backoff_max_s)))
+                continue
+            usage = Usage()
+            if response.usage is not None:
+                usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+            if not response.choices:
+                return Completion("", usage, None)
+            choice = response.choices[0]
+            return Completion(choice.message.content or "", usage, choice.finish_reason)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _error(self, exc: openai.APIError, attempt: int) -> TeacherError:
+        tries = f" after {attempt + 1} attempts" if attempt else ""
+        if isinstance(exc, openai.APIStatusError):
+            detail = f"HTTP {exc.status_code} from {self.base_url}{tries}: {exc.message}"
+            return TeacherError("http_error", self.redact(detail), self.redact(exc.response.text))
+        detail = f"{type(exc).__name__} talking to {self.base_url}{tries}: {exc}"
+        return TeacherError("http_error", self.redact(detail))

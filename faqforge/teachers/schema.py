@@ -1,0 +1,139 @@
+"""The JSON schemas the teacher and the judge answer in, and their tolerant parsers.
+
+``maxLength`` on every string lets a constrained decoder (vLLM's xgrammar) always finish
+valid JSON, even from a model that would ramble. Parsing uses ``json.loads(strict=False)``:
+xgrammar lets control characters into strings. A reply that does not parse or fit raises
+TeacherError ``parse_error`` or ``schema_error`` with the raw text: never a silent ``[]``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from faqforge.config import stable_hash
+from faqforge.teachers.base import TeacherError
+
+CRITERIA = ("accuracy", "relevance", "clarity", "usefulness")
+QUESTION_CHARS = 300
+REASON_CHARS = 300
+
+
+def schema_hash(schema: dict[str, Any]) -> str:
+    return stable_hash(schema, length=12)
+
+
+def qa_schema(n_pairs: int, max_answer_words: int) -> dict[str, Any]:
+    """``{"pairs": [{"question", "answer"}]}`` with 1 to ``n_pairs`` items."""
+    text = {"type": "string", "minLength": 1}
+    pair = {
+        "type": "object",
+        "properties": {
+            "question": {**text, "maxLength": QUESTION_CHARS},
+            "answer": {**text, "maxLength": max(200, max_answer_words * 10)},
+        },
+        "required": ["question", "answer"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "pairs": {"type": "array", "items": pair, "minItems": 1, "maxItems": n_pairs}
+        },
+        "required": ["pairs"],
+        "additionalProperties": False,
+    }
+
+
+def _load(text: str) -> Any:
+    try:
+        return json.loads(text, strict=False)
+    except json.JSONDecodeError as exc:
+        raise TeacherError("parse_error", f"reply is not JSON: {exc}", raw=text) from None
+
+
+def parse_pairs(text: str, n_pairs: int) -> list[tuple[str, str]]:
+    """``'{"pairs": [{"question": "Q?", "answer": "A."}]}'`` → ``[("Q?", "A.")]``."""
+    data = _load(text)
+    items = data.get("pairs") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= n_pairs:
+        raise TeacherError(
+            "schema_error", f'expected {{"pairs": [...]}} with 1 to {n_pairs} items', raw=text
+        )
+    pairs = []
+    for i, item in enumerate(items):
+        q = item.get("question") if isinstance(item, dict) else None
+        a = item.get("answer") if isinstance(item, dict) else None
+        if not (isinstance(q, str) and isinstance(a, str) and q.strip() and a.strip()):
+            raise TeacherError(
+                "schema_error", f"pairs[{i}] needs non-empty string question and answer", raw=text
+            )
+        pairs.append((q.strip(), a.strip()))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Rating:
+    """The judge's 1–10 marks for one pair; ``score`` is the weakest of the four."""
+
+    accuracy: int
+    relevance: int
+    clarity: int
+    usefulness: int
+    reason: str
+
+    @property
+    def score(self) -> float:
+        return float(min(self.accuracy, self.relevance, self.clarity, self.usefulness))
+
+
+def judge_schema(n_pairs: int) -> dict[str, Any]:
+    """``{"ratings": [{accuracy, relevance, clarity, usefulness, reason}]}``, one per pair."""
+    mark = {"type": "integer", "minimum": 1, "maximum": 10}
+    rating = {
+        "type": "object",
+        "properties": {
+            **{c: mark for c in CRITERIA},
+            "reason": {"type": "string", "minLength": 1, "maxLength": REASON_CHARS},
+        },
+        "required": [*CRITERIA, "reason"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "ratings": {
+                "type": "array",
+                "items": rating,
+                "minItems": n_pairs,
+                "maxItems": n_pairs,
+            }
+        },
+        "required": ["ratings"],
+        "additionalProperties": False,
+    }
+
+
+def parse_ratings(text: str, n_pairs: int) -> list[Rating]:
+    """``'{"ratings": [{"accuracy": 9, ..., "reason": "ok"}]}'`` → ``[Rating(9, ...)]``."""
+    data = _load(text)
+    items = data.get("ratings") if isinstance(data, dict) else None
+    if not isinstance(items, list) or len(items) != n_pairs:
+        raise TeacherError(
+            "schema_error", f'expected {{"ratings": [...]}} with {n_pairs} items', raw=text
+        )
+    ratings = []
+    for i, item in enumerate(items):
+        marks = [item.get(c) if isinstance(item, dict) else None for c in CRITERIA]
+        reason = item.get("reason") if isinstance(item, dict) else None
+        if not all(isinstance(m, int) and 1 <= m <= 10 for m in marks) or not isinstance(
+            reason, str
+        ):
+            raise TeacherError(
+                "schema_error",
+                f"ratings[{i}] needs integer {', '.join(CRITERIA)} in 1..10 and a reason",
+                raw=text,
+            )
+        ratings.append(Rating(*marks, reason=reason.strip()))  # type: ignore[arg-type]
+    return ratings

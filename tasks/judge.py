@@ -1,0 +1,218 @@
+"""Judge: QA pairs → the pairs a judge model rates at least ``teacher.judge.threshold``.
+
+Optional (``teacher.judge.enabled``). One request per chunk rates all its pairs 1–10 on
+accuracy, relevance, clarity and usefulness against the chunk's text; the pair's ``score``
+is the lowest of the four. Kept pairs carry their score; dropped ones become ``low_score``
+rejections carrying the judge's reason. Verdicts are cached per chunk like generation
+(chunk text, the pairs, judge model, prompt version, schema), so an unchanged re-run asks
+nothing; failures, the failure share and the token budget work as in generate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from faqforge.config import TeacherConfig, stable_hash
+from faqforge.records import Chunk, QAPair, Rejection
+from faqforge.stage import StageCounts, StageOutput, module_hash, save_output, stage_key
+from faqforge.storage import Workspace, write_json
+from faqforge.tasking import IO_RETRIES, publish_counts_artifact
+from faqforge.teachers import TeacherError, make_backend
+from faqforge.teachers.cache import cache_path, read_entry
+from faqforge.teachers.judge import Judge
+from faqforge.teachers.ledger import Budget, Ledger, run_ledger
+from faqforge.teachers.orchestration import (
+    Slot,
+    prefect_slot,
+    publish_ledger_artifact,
+    write_ledger,
+)
+from faqforge.teachers.schema import Rating
+from tasks.generate import BUDGET_SPENT, GenerateFailed, _retry_if_transient, run_sync
+
+STAGE = "judge"
+
+
+def judge_key(chunk: Chunk, pairs: list[tuple[str, str]], judge: Judge) -> str:
+    """What changes the verdicts: the chunk, its pairs, and the judge's model/prompt/schema."""
+    parts = [chunk.text_hash, chunk.heading_path, pairs, judge.prompt_version, judge.name]
+    settings = judge.cfg.model_dump(include={"temperature", "max_tokens"})
+    return stable_hash([*parts, judge.schema_version(len(pairs)), settings], 32)
+
+
+@dataclass
+class JudgeStats:
+    requests: int = 0
+    cache_hits: int = 0
+    failed: int = 0
+    left: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class JudgeResult:
+    kept: list[QAPair]
+    rejections: list[Rejection]
+    n_pairs: int
+    ledger: Ledger
+    stats: JudgeStats = field(default_factory=JudgeStats)
+
+    def counts(self) -> StageCounts:
+        return StageCounts.of(self.n_pairs, len(self.kept), self.rejections)
+
+
+def verdicts(pairs: list[QAPair], ratings: list[Rating], threshold: float) -> tuple[list, list]:
+    """Kept pairs (with ``score``) and ``low_score`` rejections (with the judge's reason)."""
+    kept, dropped = [], []
+    for pair, rating in zip(pairs, ratings, strict=True):
+        scored = replace(pair, score=rating.score)
+        if rating.score >= threshold:
+            kept.append(scored)
+            continue
+        marks = ", ".join(f"{k} {v}" for k, v in asdict(rating).items() if k != "reason")
+        detail = f"score {rating.score:g} < {threshold:g} ({marks}): {rating.reason}"
+        dropped.append(Rejection(pair.id, STAGE, "low_score", detail, scored.to_dict()))
+    return kept, dropped
+
+
+async def judge_pairs(
+    pairs: Sequence[QAPair],
+    chunks: dict[str, Chunk],
+    judge: Judge,
+    cache_dir: Path,
+    cfg: TeacherConfig,
+    budget: Budget | None = None,
+    slot: Slot | None = None,
+) -> JudgeResult:
+    """Rate every chunk's pairs, ``cfg.concurrency`` chunks at a time, caching each verdict."""
+    by_chunk: dict[str, list[QAPair]] = {}
+    for pair in pairs:
+        if pair.chunk_id not in chunks:
+            raise ValueError(
+                f"judge: pair {pair.id} names chunk {pair.chunk_id}, which is not among the "
+                "chunks given; pass the chunk stage output that made the pairs"
+            )
+        by_chunk.setdefault(pair.chunk_id, []).append(pair)
+    stats, ledger = JudgeStats(), Ledger(STAGE, cfg)
+    budget = budget or Budget(cfg.token_budget)
+    limit = asyncio.Semaphore(cfg.concurrency)
+
+    async def rate(chunk: Chunk, group: list[QAPair]) -> list[Rating] | TeacherError:
+        qa = [(p.question, p.answer) for p in group]
+        path = cache_path(cache_dir, judge_key(chunk, qa, judge))
+        if (cached := read_entry(path, ("ratings", "calls"))) is not None:
+            stats.cache_hits += 1
+            return [Rating(**r) for r in cached["ratings"]]
+        async with limit:
+            if not budget.allows():
+                return BUDGET_SPENT
+            stats.requests += 1
+            try:
+                async with slot() if slot else nullcontext():
+                    ratings, calls, raw = await judge.rate(chunk, qa)
+            except TeacherError as err:
+                budget.spend(err.usage)
+                ledger.add(chunk, err.calls)
+                return err
+        for usage in calls:
+            budget.spend(usage)
+        ledger.add(chunk, calls)
+        write_json(
+            path,
+            {
+                "judge": judge.name,
+                "prompt_version": judge.prompt_version,
+                "ratings": [asdict(r) for r in ratings],
+                "calls": [asdict(u) for u in calls],
+                "raw": raw,
+            },
+        )
+        return ratings
+
+    groups = [(chunks[cid], group) for cid, group in by_chunk.items()]
+    try:
+        outcomes = await asyncio.gather(*(rate(c, g) for c, g in groups))
+    finally:
+        await judge.aclose()
+
+    result = JudgeResult([], [], len(pairs), ledger, stats)
+    for (_, group), outcome in zip(groups, outcomes, strict=True):
+        if isinstance(outcome, TeacherError):
+            stats.left += outcome is BUDGET_SPENT
+            stats.failed += outcome is not BUDGET_SPENT
+            result.rejections += [
+                Rejection(
+                    p.id, STAGE, outcome.reason, outcome.detail, {**p.to_dict(), "raw": outcome.raw}
+                )
+                for p in group
+            ]
+            continue
+        kept, dropped = verdicts(group, outcome, cfg.judge.threshold)
+        result.kept += kept
+        result.rejections += dropped
+    ledger.left = stats.left
+    stats.prompt_tokens = sum(r.prompt_tokens for r in ledger.rows)
+    stats.completion_tokens = sum(r.completion_tokens for r in ledger.rows)
+    if groups and stats.failed / len(groups) > cfg.max_failure_share:
+        skip = ("low_score", BUDGET_SPENT.reason)
+        failed = {r.record["chunk_id"]: r for r in result.rejections if r.reason not in skip}
+        raise GenerateFailed(list(failed.values()), len(groups), cfg, stage=STAGE)
+    return result
+
+
+@task(name="judge", cache_policy=NO_CACHE, retry_condition_fn=_retry_if_transient, **IO_RETRIES)
+def judge(
+    pairs: StageOutput, chunks: StageOutput, cfg: TeacherConfig, workspace: str
+) -> StageOutput:
+    """Keep the pairs the judge rates ≥ threshold. The token budget is what generate left."""
+    ws = Workspace(Path(workspace))
+    items = pairs.read("pairs", QAPair)
+    by_id = {c.chunk_id: c for c in chunks.read("chunks", Chunk)}
+    judge_ = Judge(cfg.judge, make_backend(cfg, judge=True))
+    generated: dict[str, Any] = pairs.stats.get("ledger", {})
+    spent = generated.get("prompt_tokens", 0) + generated.get("completion_tokens", 0)
+    budget = Budget(cfg.token_budget, spent=spent)
+    coro = judge_pairs(
+        items, by_id, judge_, ws.root / "cache" / "judge", cfg, budget, prefect_slot(cfg)
+    )
+    result = run_sync(coro)
+    rows = result.ledger.rows
+    ledger = {**result.ledger.summary(), "file": write_ledger(ws, result.ledger) if rows else None}
+    content = stable_hash([r.to_dict() for r in [*result.kept, *result.rejections]])
+    key = stage_key(
+        STAGE,
+        pairs,
+        judge_.name,
+        judge_.prompt_version,
+        cfg.judge,
+        module_hash(sys.modules[__name__]),
+        content,
+    )
+    stats = {
+        **asdict(result.stats),
+        "judge": judge_.name,
+        "prompt_version": judge_.prompt_version,
+        "ledger": ledger,
+    }
+    out = save_output(
+        ws,
+        STAGE,
+        key,
+        {"pairs": result.kept, "rejections": result.rejections},
+        result.counts(),
+        stats,
+    )
+    publish_counts_artifact(out)
+    ledgers = {"generate": generated, STAGE: ledger} if generated else {STAGE: ledger}
+    publish_ledger_artifact(run_ledger(ledgers, cfg.token_budget))
+    return out

@@ -1,0 +1,125 @@
+"""A fault-injecting HTTP proxy for OpenAI-compatible servers: the only test double here.
+
+Requests pass through to a real upstream (the vLLM server, or ``openai_server.py``) unless a
+fault is scripted. ``proxy.faults`` is consumed one per request, first in first out:
+- ``"500"``, ``"429"`` (both with ``retry-after-ms: 1``), ``"400"`` (a request that cannot
+  succeed), ``"echo_key"`` (a 401 repeating the Authorization header, as some proxies do);
+- ``"timeout"``: holds the request ``hang_s`` seconds, then drops it (the client times out);
+- ``"disconnect"``: closes the connection without a reply;
+- ``"malformed"``: forwards, then cuts the model's reply text mid-JSON (usage kept).
+Every request body and Authorization header is recorded; ``max_in_flight`` tracks
+concurrency as the upstream sees it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class FaultProxy:
+    """``with FaultProxy("http://127.0.0.1:8000/v1") as proxy: ... proxy.base_url``."""
+
+    def __init__(self, upstream: str, hang_s: float = 5.0):
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.hang_s = hang_s
+        self.faults: deque[str] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.auth_headers: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def forward(self, path: str, body: bytes, auth: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(*self.upstream, timeout=600)
+        try:
+            headers = {"Content-Type": "application/json", "Authorization": auth}
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                auth = self.headers.get("Authorization", "")
+                with proxy._lock:
+                    proxy.requests.append(json.loads(body))
+                    proxy.auth_headers.append(auth)
+                    fault = proxy.faults.popleft() if proxy.faults else None
+                    proxy.in_flight += 1
+                    proxy.max_in_flight = max(proxy.max_in_flight, proxy.in_flight)
+                try:
+                    self._serve(fault, body, auth)
+                finally:
+                    with proxy._lock:
+                        proxy.in_flight -= 1
+
+            def _serve(self, fault: str | None, body: bytes, auth: str) -> None:
+                if fault in ("500", "429", "400"):
+                    self._send(int(fault), {"error": {"message": f"injected {fault}"}})
+                elif fault == "echo_key":
+                    self._send(401, {"error": {"message": f"bad credentials: {auth}"}})
+                elif fault == "timeout":
+                    time.sleep(proxy.hang_s)
+                    self.close_connection = True
+                elif fault == "disconnect":
+                    self.close_connection = True
+                else:
+                    status, data = proxy.forward(self.path, body, auth)
+                    if fault == "malformed" and status == 200:
+                        reply = json.loads(data)
+                        text = reply["choices"][0]["message"]["content"] or ""
+                        reply["choices"][0]["message"]["content"] = text[: len(text) // 2]
+                        data = json.dumps(reply).encode()
+                    self._send_bytes(status, data)
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                self._send_bytes(status, json.dumps(payload).encode())
+
+            def _send_bytes(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if status in (429, 500):
+                    self.send_header("retry-after-ms", "1")
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client was killed
+                    self.close_connection = True
+
+            def log_message(self, *args: Any) -> None:
+                """Quiet: pytest shows failures, not access logs."""
+
+        return Handler
