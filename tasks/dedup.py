@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import defaultdict
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from prefect import task
@@ -39,6 +39,16 @@ STAGE = "dedup"
 MINHASH_SEED = 1
 
 Match = tuple[int, float]  # (index of the kept pair, similarity)
+
+
+class Detector(Protocol):
+    """Finds a kept pair that pair ``i`` duplicates; learns each newly kept pair."""
+
+    reason: str
+
+    def match(self, i: int) -> Match | None: ...
+
+    def add(self, i: int) -> None: ...
 
 
 def question_key(pair: QAPair) -> str:
@@ -120,8 +130,8 @@ class Paraphrases:
         self.kept.add(i)
 
 
-def detectors(pairs: list[QAPair], cfg: DedupConfig) -> list[Any]:
-    found: list[Any] = [
+def detectors(pairs: list[QAPair], cfg: DedupConfig) -> list[Detector]:
+    found: list[Detector] = [
         ExactQuestions(pairs),
         NearDuplicates(
             "near_duplicate_question", [p.question for p in pairs], cfg.question_threshold, cfg

@@ -67,12 +67,13 @@ def find_pii(text: str) -> list[str]:
 def redact(text: str) -> str:
     """``text`` with every PII-looking string replaced by ``[EMAIL]``, ``[PHONE]``, ``[SECRET]``."""
     for kind, pattern in PATTERNS.items():
-        text = pattern.sub(
-            lambda m, k=kind: (
-                m.group() if k == "phone" and not _is_phone(m.group()) else f"[{k.upper()}]"
-            ),
-            text,
-        )
+
+        def mask(match: re.Match[str], kind: str = kind) -> str:
+            if kind == "phone" and not _is_phone(match.group()):
+                return match.group()
+            return f"[{kind.upper()}]"
+
+        text = pattern.sub(mask, text)
     return text
 
 
