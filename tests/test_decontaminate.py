@@ -1,14 +1,17 @@
-"""Decontaminate: 13-gram overlap with eval removes a training pair; short texts match whole."""
+"""Decontaminate: n-gram overlap, same question or MinHash similarity with any eval item of any
+eval version, or a benchmark line, removes a training pair and names what it hit."""
 
 from __future__ import annotations
 
 import pytest
 
 from faqforge.config import DecontaminateConfig
-from faqforge.records import QAPair
+from faqforge.records import QAPair, Rejection
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace
 from tasks.decontaminate import decontaminate, remove_eval_overlap
+from tasks.eval_registry import save_eval_version
+from tasks.references import ReferenceSet, load_references, read_references, reference_set
 
 SENTENCE = "the teacher is only called for chunks whose text hash is not already in the cache"
 
@@ -50,16 +53,43 @@ def test_overlap_removed(question, answer, eval_id):
     assert kept == []
     (rej,) = rejected
     assert (rej.reason, rej.record_id, rej.record["eval_id"]) == ("eval_overlap", "t1", eval_id)
-    assert eval_id in rej.detail
+    assert rej.record["eval_source"] == "eval" and eval_id in rej.detail
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "reason", "eval_id"),
+    [
+        # e1 with two words swapped and the question extended: no 13-word span, Jaccard ≈ 0.7
+        ("When is the teacher called, in short?", "The teacher is called only for chunks whose "
+         "text hash is not already in the cache.", "eval_near_duplicate", "e1"),
+        # the same question as e2 (case, punctuation) with an unrelated answer
+        ("what is a CHUNK", "Something the chunk stage produces from documents, token-bounded.",
+         "eval_question", "e2"),
+    ],
+)  # fmt: skip
+def test_paraphrase_and_same_question_removed(question, answer, reason, eval_id):
+    kept, rejected = remove_eval_overlap([qa("t1", question, answer)], EVAL, DecontaminateConfig())
+    assert kept == []
+    (rej,) = rejected
+    assert (rej.reason, rej.record["eval_id"]) == (reason, eval_id)
+
+
+def test_minhash_threshold_is_the_config_knob():
+    train = [qa("t1", "When is the teacher called, in short?", "The teacher is called only for "
+                "chunks whose text hash is not already in the cache.")]  # fmt: skip
+    assert remove_eval_overlap(train, EVAL, DecontaminateConfig(minhash_threshold=0.95)) == (
+        train,
+        [],
+    )
 
 
 @pytest.mark.parametrize(
     ("question", "answer"),
     [
-        # 12 shared words: one short of the 13-gram
+        # 6 shared words in a different frame: neither a 13-gram nor MinHash-similar
         (
             "Why are reruns cheap?",
-            "Because the teacher is only called for chunks whose text hash is not",
+            "Because only chunks whose text hash changed reach the slow model again.",
         ),
         # same topic, different wording
         ("When does the pipeline call its teacher?", "Only for chunks missing from the cache."),
@@ -81,6 +111,75 @@ def test_short_training_text_found_whole_in_eval():
     (rej,) = remove_eval_overlap([qa("t2", "Teacher is only called?", "For chunks.")], EVAL,
                                  DecontaminateConfig())[1]  # fmt: skip
     assert rej.record["eval_id"] == "e1"
+
+
+def test_every_eval_version_and_benchmark_is_a_reference(tmp_path):
+    ws = Workspace(tmp_path)
+    old = save_eval_version(ws, [EVAL[0]], {"parent": None})
+    new = save_eval_version(ws, EVAL, {"parent": old})  # e1 again: named by the first version
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(
+        '{"question": "How many legs does a spider have?", "answer": "Eight legs."}\n'
+        "\n"  # blank lines are skipped but still counted for line numbers
+        '{"id": "trivia-7", "question": "What colour is the sky on a clear day?"}\n'
+    )
+    refs = load_references(ws, reference_set(ws, DecontaminateConfig(benchmarks=[bench])))
+    assert [(r.eval_id, r.origin) for r in refs] == [
+        ("e1", f"eval:{old}"), ("e2", f"eval:{new}"),
+        ("bench.jsonl:1", f"benchmark:{bench}"), ("trivia-7", f"benchmark:{bench}"),
+    ]  # fmt: skip
+    train = [
+        qa("t1", "How many legs does a spider have?", "A spider has eight legs."),
+        qa("t2", "What colour is the sky on a clear day, usually?", "Blue."),
+        qa("t3", "What is dedup?", "Removal of repeated pairs."),
+    ]
+    kept, rejected = remove_eval_overlap(train, refs, DecontaminateConfig())
+    assert [p.id for p in kept] == ["t3"]
+    hits = {r.record_id: (r.record["eval_id"], r.record["eval_source"]) for r in rejected}
+    assert hits == {
+        "t1": ("bench.jsonl:1", f"benchmark:{bench}"),
+        "t2": ("trivia-7", f"benchmark:{bench}"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("not json", "bench.jsonl:2: not JSON"),
+        ('{"answer": "no question"}', "bench.jsonl:2: expected an object with a string 'question'"),
+        ('["a list"]', "bench.jsonl:2: expected an object"),
+    ],
+)
+def test_bad_benchmark_line_is_an_error_naming_file_and_line(tmp_path, line, problem):
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text('{"question": "Fine?"}\n' + line + "\n")
+    with pytest.raises(ValueError, match=problem):
+        read_references(bench)
+
+
+def test_missing_benchmark_file_names_the_config_field(tmp_path):
+    cfg = DecontaminateConfig(benchmarks=[tmp_path / "nope.jsonl"])
+    with pytest.raises(FileNotFoundError, match=r"decontaminate\.benchmarks"):
+        reference_set(Workspace(tmp_path), cfg)
+
+
+def test_task_fn_reads_earlier_eval_versions(tmp_path):
+    ws = Workspace(tmp_path)
+    old = save_eval_version(ws, [EVAL[0]], {"parent": None})  # an eval split since redrawn
+    train = [qa("t1", "Why are reruns cheap?", SENTENCE), qa("t2", "What is dedup?", "Removal.")]
+    upstream = save_output(ws, "split", "k", {"train": train, "eval": [EVAL[1]]},
+                           StageCounts.of(3, 3, []))  # fmt: skip
+    out = decontaminate.fn(
+        upstream, DecontaminateConfig(), str(tmp_path), reference_set(ws, DecontaminateConfig())
+    )
+    (rej,) = out.read("rejections", Rejection)
+    assert (rej.record_id, rej.record["eval_id"], rej.record["eval_source"]) == (
+        "t1", "e1", f"eval:{old}",
+    )  # fmt: skip
+    assert out.counts.as_dict() == {"in": 3, "out": 2, "rejected": {"eval_overlap": 1}}
+    # Without the registry reference the same pair stays.
+    out = decontaminate.fn(upstream, DecontaminateConfig(), str(tmp_path), ReferenceSet())
+    assert [p.id for p in out.read("train", QAPair)] == ["t1", "t2"]
 
 
 def test_task_fn_passes_eval_through(tmp_path):

@@ -1,13 +1,24 @@
-"""Split: grouped by document, decided by a stable hash, both sides non-empty."""
+"""Split: grouped by document, a stable hash rule, and a frozen eval split across refreshes."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from faqforge.config import SplitConfig
 from faqforge.records import QAPair
 from faqforge.stage import StageCounts, save_output
-from faqforge.storage import Workspace
+from faqforge.storage import Workspace, iter_jsonl
+from tasks.eval_registry import (
+    FrozenEval,
+    eval_version_id,
+    eval_versions,
+    frozen_state,
+    load_frozen,
+    save_eval_version,
+    write_state,
+)
 from tasks.split import doc_position, eval_docs, split, split_pairs
 
 
@@ -22,23 +33,27 @@ def corpus(n_docs: int, per_doc: int = 3) -> list[QAPair]:
     return [qa(f"d{d}-p{i}", f"d{d}") for d in range(n_docs) for i in range(per_doc)]
 
 
+def sides(result) -> tuple[set[str], set[str]]:
+    return {p.doc_id for p in result.train}, {p.doc_id for p in result.eval}
+
+
 def test_documents_never_on_both_sides():
-    train, evals = split_pairs(corpus(40), SplitConfig())
-    assert {p.doc_id for p in train}.isdisjoint({p.doc_id for p in evals})
-    assert len(train) + len(evals) == 120
-    assert 0 < len({p.doc_id for p in evals}) < 40
+    result = split_pairs(corpus(40), SplitConfig())
+    train_docs, eval_docs_ = sides(result)
+    assert train_docs.isdisjoint(eval_docs_)
+    assert len(result.train) + len(result.eval) == 120
+    assert 0 < len(eval_docs_) < 40
 
 
 def test_deterministic_and_independent_of_order_and_other_docs():
     cfg = SplitConfig()
     pairs = corpus(30)
-    _, evals = split_pairs(pairs, cfg)
-    assert split_pairs(pairs, cfg) == split_pairs(pairs, cfg)
-    _, reversed_eval = split_pairs(pairs[::-1], cfg)
-    assert {p.id for p in reversed_eval} == {p.id for p in evals}
+    result = split_pairs(pairs, cfg)
+    assert split_pairs(pairs, cfg) == result
+    assert {p.id for p in split_pairs(pairs[::-1], cfg).eval} == {p.id for p in result.eval}
     # Adding documents does not move existing ones (unless a side was empty).
-    _, more_eval = split_pairs([*pairs, qa("new", "other-doc")], cfg)
-    assert {p.doc_id for p in evals} <= {p.doc_id for p in more_eval}
+    more = split_pairs([*pairs, qa("new", "other-doc")], cfg)
+    assert sides(result)[1] <= sides(more)[1]
 
 
 def test_rule_is_hash_position_below_fraction():
@@ -54,26 +69,112 @@ def test_both_sides_non_empty(fraction):
     low, high = sorted(["alpha", "beta"], key=lambda d: doc_position(d, cfg.salt))
     by_rule = {d for d in (low, high) if doc_position(d, cfg.salt) < fraction}
     assert by_rule in (set(), {low, high})  # the rule alone would leave one side empty
-    train, evals = split_pairs([qa("a", "alpha"), qa("b", "beta")], cfg)
+    result = split_pairs([qa("a", "alpha"), qa("b", "beta")], cfg)
     # The document nearest the boundary moves: the lowest hash to eval, the highest to train.
-    assert ({p.doc_id for p in train}, {p.doc_id for p in evals}) == ({high}, {low})
+    assert sides(result) == ({high}, {low})
 
 
 def test_single_document_stays_on_its_hash_side():
-    train, evals = split_pairs(corpus(1), SplitConfig())
-    assert len(train) + len(evals) == 3 and not (train and evals)
+    result = split_pairs(corpus(1), SplitConfig())
+    assert len(result.train) + len(result.eval) == 3 and not (result.train and result.eval)
 
 
-def test_task_fn_outputs_and_stats(tmp_path):
+# --- the frozen eval split ---------------------------------------------------------------
+
+CFG = SplitConfig(eval_fraction=0.3)
+DOCS = [f"doc-{i}" for i in range(12)]
+FIRST = split_pairs([qa(f"{d}-p{i}", d) for d in DOCS for i in range(2)], CFG)
+
+
+def frozen(result=FIRST) -> FrozenEval:
+    return FrozenEval(eval_version_id(result.eval), result.eval, frozenset(result.train_docs))
+
+
+def test_unchanged_corpus_keeps_the_same_eval_items():
+    again = split_pairs([qa(f"{d}-p{i}", d) for d in DOCS for i in range(2)], CFG, frozen())
+    assert again.eval == FIRST.eval and again.train == FIRST.train
+    assert (again.carried, again.rejected) == (0, [])
+    assert eval_version_id(again.eval) == frozen().version  # same version, nothing new
+
+
+def test_frozen_sides_hold_when_the_rule_would_move_documents():
+    # With eval_fraction 0.99 the hash rule alone would send almost every train doc to eval.
+    pairs = [qa(f"{d}-p{i}", d) for d in DOCS for i in range(2)]
+    moved = split_pairs(pairs, SplitConfig(eval_fraction=0.99), frozen())
+    assert sides(moved) == sides(FIRST)
+    # Without the frozen split (--new-eval) the same config does move them.
+    assert sides(split_pairs(pairs, SplitConfig(eval_fraction=0.99)))[1] != sides(FIRST)[1]
+
+
+def test_eval_doc_changed_or_removed_keeps_its_frozen_items():
+    eval_doc, gone_doc = sorted(sides(FIRST)[1])[:2]
+    pairs = [qa(f"{d}-p{i}", d) for d in DOCS for i in range(2) if d != gone_doc]
+    # eval_doc changed: its p1 pair is now generated differently (a new id), p0 is unchanged.
+    pairs = [replace(p, id=p.id + "-v2") if p.id == f"{eval_doc}-p1" else p for p in pairs]
+    result = split_pairs(pairs, CFG, frozen())
+    assert result.eval == FIRST.eval  # verbatim, the removed document's items included
+    assert result.carried == 3  # gone_doc's two items and eval_doc's old p1
+    # The changed pair may go neither to eval (the set is frozen) nor to train (a leak).
+    (rej,) = result.rejected
+    assert (rej.record_id, rej.reason) == (f"{eval_doc}-p1-v2", "frozen_eval_doc")
+    assert frozen().version in rej.detail
+
+
+def test_new_documents_follow_the_hash_rule_and_only_add_eval_items():
+    new_docs = [f"new-{i}" for i in range(20)]
+    pairs = [qa(f"{d}-p0", d) for d in DOCS + new_docs]
+    result = split_pairs(pairs, CFG, frozen())
+    train_docs, eval_docs_ = sides(result)
+    assert sides(FIRST)[1] <= eval_docs_ and sides(FIRST)[0] <= train_docs  # nothing moved
+    assert eval_docs_ - sides(FIRST)[1] == {
+        d for d in new_docs if doc_position(d, CFG.salt) < CFG.eval_fraction
+    }
+    assert result.eval[: len(FIRST.eval)] == FIRST.eval  # frozen items first, then new ones
+    assert set(result.train_docs) == train_docs
+
+
+def test_registry_round_trip_and_new_eval(tmp_path):
+    ws = Workspace(tmp_path)
+    assert frozen_state(ws) is None  # nothing published yet: split afresh
+    version = save_eval_version(ws, FIRST.eval, {"parent": None})
+    write_state(ws, version, FIRST.train_docs)
+    state = frozen_state(ws)
+    assert state == {"version": version, "train_docs": sorted(FIRST.train_docs)}
+    assert load_frozen(ws, state) == frozen()
+    assert frozen_state(ws, new_eval=True) is None
+    # A second version is added, never replacing the first: decontamination reads both.
+    save_eval_version(ws, FIRST.eval[:1], {"parent": version})
+    assert eval_versions(ws) == [version, eval_version_id(FIRST.eval[:1])]
+
+
+def test_missing_eval_version_folder_is_an_error_not_a_reset(tmp_path):
+    ws = Workspace(tmp_path)
+    write_state(ws, "ev-000000000000", ["d1"])
+    with pytest.raises(FileNotFoundError, match="--new-eval"):
+        load_frozen(ws, frozen_state(ws))
+
+
+def test_task_fn_outputs_counts_and_stats(tmp_path):
     ws = Workspace(tmp_path)
     pairs = corpus(10, per_doc=2)
     upstream = save_output(ws, "dedup", "k", {"pairs": pairs}, StageCounts.of(20, 20, []))
     out = split.fn(upstream, SplitConfig(), str(tmp_path))
-    assert set(out.files) == {"train", "eval"}
+    assert set(out.files) == {"train", "eval", "rejections", "train_docs"}
     train, evals = out.read("train", QAPair), out.read("eval", QAPair)
     assert out.counts.as_dict() == {"in": 20, "out": 20, "rejected": {}}
-    assert out.stats == {
-        "train": len(train), "eval": len(evals),
-        "train_docs": len({p.doc_id for p in train}), "eval_docs": len({p.doc_id for p in evals}),
-    }  # fmt: skip
-    assert out.stats["train_docs"] + out.stats["eval_docs"] == 10
+    assert out.stats["eval_version"] == eval_version_id(evals)
+    assert out.stats["eval_parent"] is None and out.stats["carried_eval"] == 0
+    assert [r["doc_id"] for r in iter_jsonl(out.path("train_docs"))] == sorted(
+        {p.doc_id for p in train}
+    )
+
+    # Frozen against that split, with one eval document gone: its items are carried in.
+    version = save_eval_version(ws, evals, {"parent": None})
+    write_state(ws, version, [p.doc_id for p in train])
+    gone = evals[0].doc_id
+    rest = [p for p in pairs if p.doc_id != gone]
+    upstream = save_output(ws, "dedup", "k2", {"pairs": rest}, StageCounts.of(18, 18, []))
+    out = split.fn(upstream, SplitConfig(), str(tmp_path), frozen_state(ws))
+    assert out.read("eval", QAPair) == evals
+    assert out.counts.as_dict() == {"in": 20, "out": 20, "rejected": {}}  # 18 read + 2 carried
+    assert out.stats["carried_eval"] == 2 and out.stats["eval_parent"] == version
