@@ -1,16 +1,17 @@
-"""Validate: the dataset must pass its expectation suite before it may be published.
+"""Validate: the dataset must pass its expectation suites before it may be published.
 
-The suite is plain Great Expectations JSON (``expectations/qa_dataset.json``), run on one
-DataFrame of train + eval rows with three computed columns: ``split`` (the row's side),
-``answer_words`` (whitespace word count) and ``leaked_doc_id`` (the doc_id when that document
-is on both sides, else null, so a failure names the leaking documents). Per-side row minimums
-come from ``ValidateConfig``, so they are checked here and reported in the same failure list.
-GX runs in an ephemeral context (nothing written, no network); its 4–6 s import is lazy.
+Two Great Expectations suites (plain JSON in ``expectations/``, run by ``tasks/gx_suites.py``):
+- ``qa_dataset.json`` on one row per pair (train + eval) with computed columns ``split``,
+  ``answer_words``, ``question_norm`` (``tasks.text.normalise``) and ``leaked_doc_id`` (the
+  doc_id when that document is on both sides, else null, so a failure names the leak);
+- ``qa_dataset_summary.json`` on one row of dataset-level numbers: rows per side, and the
+  shares of the previous version's pairs removed and added (``tasks/diff.py``), bounded by
+  ``ValidateConfig`` through suite parameters, so a collapsed refresh cannot be published.
+Data Docs HTML goes next to ``report.json`` in the stage folder and is linked as an artifact.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,14 +24,16 @@ from faqforge.records import QAPair
 from faqforge.stage import StageOutput, module_hash, stage_key
 from faqforge.storage import Workspace, file_hash, write_json
 from faqforge.tasking import in_prefect_run
+from tasks.diff import change_shares
+from tasks.gx_suites import SuiteRun, run_suites
+from tasks.text import normalise
 
 STAGE = "validate"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_SIZE = 5
 
 
 class DatasetValidationError(RuntimeError):
-    """The dataset failed its suite; the message lists every failing expectation."""
+    """The dataset failed its suites; the message lists every failing expectation."""
 
 
 @dataclass
@@ -40,6 +43,8 @@ class ValidationReport:
     success: bool
     statistics: dict[str, Any]
     failures: list[dict[str, Any]] = field(default_factory=list)
+    change: dict[str, Any] = field(default_factory=dict)
+    data_docs: str | None = None
 
     def describe(self) -> str:
         """One line per failure: what failed, on which column, how often, with samples."""
@@ -60,7 +65,7 @@ def resolve_suite(path: Path) -> Path:
 
 
 def dataset_frame(train: list[QAPair], evals: list[QAPair]):
-    """One row per pair with ``split``, ``answer_words`` and ``leaked_doc_id`` added."""
+    """One row per pair, train then eval, with the computed columns the suite reads."""
     import pandas as pd
 
     rows = [
@@ -68,89 +73,44 @@ def dataset_frame(train: list[QAPair], evals: list[QAPair]):
         for side, ps in (("train", train), ("eval", evals))
         for p in ps
     ]
-    df = pd.DataFrame(rows, columns=[*QAPair.__dataclass_fields__, "split"])
+    df = pd.DataFrame(rows, columns=[*QAPair.__dataclass_fields__, "split"], dtype=object)
     df["answer_words"] = df["answer"].map(lambda a: len(a.split()) if isinstance(a, str) else None)
+    df["question_norm"] = df["question"].map(lambda q: normalise(q) if isinstance(q, str) else q)
     both_sides = df.groupby("doc_id")["split"].transform("nunique") > 1
     df["leaked_doc_id"] = df["doc_id"].where(both_sides, None)
     return df
 
 
-def load_suite(path: Path):
-    """An ``ExpectationSuite`` from its JSON file (the stored ``id`` is dropped)."""
-    import great_expectations as gx
+def summary_frame(train: list[QAPair], evals: list[QAPair], change: dict[str, Any]):
+    """One row: ``train_rows``, ``eval_rows``, ``removed_share``, ``added_share``."""
+    import pandas as pd
 
-    data = json.loads(Path(path).read_text())
-    data.pop("id", None)
-    return gx.ExpectationSuite(**data)
-
-
-def _failure(result: dict[str, Any]) -> dict[str, Any]:
-    config, outcome = result["expectation_config"], result.get("result", {})
-    # Column-map expectations list unexpected values; table-level ones an observed value.
-    samples = outcome.get("partial_unexpected_list", [outcome.get("observed_value")])
-    return {
-        "expectation": config["type"],
-        "column": config["kwargs"].get("column"),
-        "unexpected_count": outcome.get("unexpected_count"),
-        "sample_values": samples[:SAMPLE_SIZE],
-    }
+    row = {"train_rows": len(train), "eval_rows": len(evals), **change}
+    return pd.DataFrame([row], dtype=object)
 
 
-def run_suite(df, suite_path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the suite on the frame in a throwaway context: ``(statistics, failures)``."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
+def suite_parameters(cfg: ValidateConfig) -> dict[str, Any]:
+    return cfg.model_dump(
+        include={"min_train_rows", "min_eval_rows", "max_removed_share", "max_added_share"}
     )
-
-    context = gx.get_context(
-        mode="ephemeral",
-        project_config=DataContextConfig(
-            store_backend_defaults=InMemoryStoreBackendDefaults(),
-            analytics_enabled=False,
-            progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
-        ),
-    )
-    batch = (
-        context.data_sources.add_pandas("faqforge")
-        .add_dataframe_asset("qa_dataset")
-        .add_batch_definition_whole_dataframe("all")
-    )
-    suite = context.suites.add(load_suite(suite_path))
-    definition = gx.ValidationDefinition(name="qa_dataset", data=batch, suite=suite)
-    result = definition.run(batch_parameters={"dataframe": df}).to_json_dict()
-    failures = [_failure(r) for r in result["results"] if not r["success"]]
-    return result["statistics"], failures
-
-
-def split_checks(train: list[QAPair], evals: list[QAPair], cfg: ValidateConfig) -> list[dict]:
-    """Per-side row minimums, which depend on the config rather than on the suite."""
-    failures = []
-    for side, rows, minimum in (
-        ("train", train, cfg.min_train_rows),
-        ("eval", evals, cfg.min_eval_rows),
-    ):
-        if len(rows) < minimum:
-            failures.append(
-                {
-                    "expectation": f"min_{side}_rows",
-                    "column": "split",
-                    "unexpected_count": None,
-                    "sample_values": [f"{len(rows)} {side} rows, need ≥ {minimum}"],
-                }
-            )
-    return failures
 
 
 def validate_dataset(
-    train: list[QAPair], evals: list[QAPair], suite_path: Path, cfg: ValidateConfig
+    train: list[QAPair],
+    evals: list[QAPair],
+    cfg: ValidateConfig,
+    previous_dir: Path | None = None,
+    docs_dir: Path | None = None,
 ) -> ValidationReport:
-    """Run the suite and the per-side checks over train + eval."""
-    statistics, failures = run_suite(dataset_frame(train, evals), resolve_suite(suite_path))
-    failures += split_checks(train, evals, cfg)
-    return ValidationReport(success=not failures, statistics=statistics, failures=failures)
+    """Run both suites over train + eval; ``previous_dir`` is the last published version."""
+    change = change_shares(previous_dir, train, evals)
+    runs = [
+        SuiteRun(resolve_suite(cfg.suite), dataset_frame(train, evals)),
+        SuiteRun(resolve_suite(cfg.summary_suite), summary_frame(train, evals, change)),
+    ]
+    statistics, failures = run_suites(runs, suite_parameters(cfg), docs_dir)
+    docs = str(docs_dir / "index.html") if docs_dir else None
+    return ValidationReport(not failures, statistics, failures, change, docs)
 
 
 def report_markdown(report: ValidationReport, report_path: Path) -> str:
@@ -160,35 +120,60 @@ def report_markdown(report: ValidationReport, report_path: Path) -> str:
         "",
         f"{stats.get('successful_expectations')} of {stats.get('evaluated_expectations')} "
         f"expectations passed. Report: `{report_path}`",
+        f"Data Docs: `{report.data_docs}`" if report.data_docs else "",
+        f"Change against the previous version: {report.change}",
     ]
     if report.failures:
-        lines += ["", "| expectation | column | unexpected | sample values |", "|---|---|---|---|"]
         lines += [
-            f"| {f['expectation']} | {f['column'] or ''} | {f['unexpected_count'] or ''} | "
+            "",
+            "| suite | expectation | column | unexpected | sample values |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {f['suite']} | {f['expectation']} | {f['column'] or ''} | "
+            f"{f['unexpected_count'] if f['unexpected_count'] is not None else ''} | "
             f"{', '.join(map(str, f['sample_values']))[:200]} |"
             for f in report.failures
         ]
     return "\n".join(lines)
 
 
-@task(name="validate")
-def validate(dataset: StageOutput, cfg: ValidateConfig, workspace: str) -> dict[str, Any]:
-    """Check the decontaminated split; raise ``DatasetValidationError`` so publishing stops."""
-    suite = resolve_suite(cfg.suite)
-    key = stage_key(STAGE, module_hash(sys.modules[__name__]), dataset, cfg, file_hash(suite))
-    report = validate_dataset(
-        dataset.read("train", QAPair), dataset.read("eval", QAPair), suite, cfg
+def _artifacts(report: ValidationReport, report_path: Path, dataset: StageOutput) -> None:
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact
+
+    create_markdown_artifact(
+        key="dataset-validation",
+        markdown=report_markdown(report, report_path),
+        description=f"validation of {dataset.stage} output {dataset.key}",
     )
-    report_path = Workspace(Path(workspace)).stage_dir(STAGE, key) / "report.json"
+    if report.data_docs:
+        create_link_artifact(
+            key="dataset-validation-docs",
+            link=Path(report.data_docs).as_uri(),
+            link_text="Great Expectations Data Docs",
+            description="the suites' results as HTML (in the validate stage folder)",
+        )
+
+
+@task(name="validate")
+def validate(
+    dataset: StageOutput, cfg: ValidateConfig, workspace: str, previous: str | None = None
+) -> dict[str, Any]:
+    """Check the decontaminated split against ``previous`` (a dataset version); raise
+    ``DatasetValidationError`` so publishing stops."""
+    ws = Workspace(Path(workspace))
+    suites = [file_hash(resolve_suite(p)) for p in (cfg.suite, cfg.summary_suite)]
+    key = stage_key(STAGE, module_hash(sys.modules[__name__]), dataset, cfg, suites, previous)
+    folder = ws.stage_dir(STAGE, key)
+    previous_dir = ws.datasets / previous if previous else None
+    report = validate_dataset(
+        dataset.read("train", QAPair), dataset.read("eval", QAPair), cfg, previous_dir,
+        folder / "data_docs",
+    )  # fmt: skip
+    report_path = folder / "report.json"
     write_json(report_path, asdict(report))
     if in_prefect_run():
-        from prefect.artifacts import create_markdown_artifact
-
-        create_markdown_artifact(
-            key="dataset-validation",
-            markdown=report_markdown(report, report_path),
-            description=f"validation of {dataset.stage} output {dataset.key}",
-        )
+        _artifacts(report, report_path, dataset)
         stats = report.statistics
         get_run_logger().info(
             "validation %s: %s/%s expectations passed, %d failure(s), report %s",
@@ -200,12 +185,14 @@ def validate(dataset: StageOutput, cfg: ValidateConfig, workspace: str) -> dict[
         )
     if not report.success:
         raise DatasetValidationError(
-            f"dataset {dataset.stage}/{dataset.key} failed validation against {suite} "
-            f"(report: {report_path}):\n{report.describe()}"
+            f"dataset {dataset.stage}/{dataset.key} failed validation "
+            f"(report: {report_path}, Data Docs: {report.data_docs}):\n{report.describe()}"
         )
     return {
         "success": report.success,
         "evaluated": report.statistics.get("evaluated_expectations"),
         "successful": report.statistics.get("successful_expectations"),
         "report": str(report_path),
+        "data_docs": report.data_docs,
+        "change": report.change,
     }

@@ -1,4 +1,5 @@
-"""Validate: the suite loads, a good dataset passes, each kind of bad dataset fails by name."""
+"""Validate: the suites load, a good dataset passes, each kind of bad dataset fails by name,
+and a refresh that changes too much against the previous version is stopped."""
 
 from __future__ import annotations
 
@@ -11,17 +12,13 @@ import pytest
 from faqforge.config import ValidateConfig
 from faqforge.records import QAPair
 from faqforge.stage import StageCounts, save_output
-from faqforge.storage import Workspace, read_json
+from faqforge.storage import Workspace, read_json, write_jsonl
 from tasks.curate import PASSAGE_REFERENCE
-from tasks.validate import (
-    DatasetValidationError,
-    load_suite,
-    resolve_suite,
-    validate,
-    validate_dataset,
-)
+from tasks.gx_suites import load_suite
+from tasks.validate import DatasetValidationError, resolve_suite, validate, validate_dataset
 
 SUITE = resolve_suite(ValidateConfig().suite)  # the configured default, from any directory
+SUMMARY = resolve_suite(ValidateConfig().summary_suite)
 
 
 def qa(pid: str, doc_id: str, **changes) -> QAPair:
@@ -42,10 +39,11 @@ def test_suite_loads_and_mirrors_curate_rule():
     regexes = [e["kwargs"]["regex"] for e in json.loads(SUITE.read_text())["expectations"]
                if e["type"] == "expect_column_values_to_not_match_regex"]  # fmt: skip
     assert regexes == ["(?i)" + PASSAGE_REFERENCE.pattern]  # curate and validate agree
+    assert load_suite(SUMMARY).name == "qa_dataset_summary"
 
 
 def test_good_dataset_passes():
-    report = validate_dataset(TRAIN, EVAL, SUITE, ValidateConfig())
+    report = validate_dataset(TRAIN, EVAL, ValidateConfig())
     assert report.success, report.describe()
     assert report.failures == []
     assert (
@@ -57,7 +55,8 @@ def test_good_dataset_passes():
     ("train", "evals", "expectation", "column", "sample"),
     [
         # the same id on both sides
-        (TRAIN, [qa("t1", "d3")], "expect_column_values_to_be_unique", "id", "t1"),
+        (TRAIN, [qa("t1", "d3", question="Which stage retries?")],
+         "expect_column_values_to_be_unique", "id", "t1"),
         # a question leaning on "the passage"
         ([*TRAIN, qa("t4", "d2", question="What does the passage say about retries?")], EVAL,
          "expect_column_values_to_not_match_regex", "question",
@@ -73,26 +72,92 @@ def test_good_dataset_passes():
         # question too short to name a subject
         ([*TRAIN, qa("t4", "d2", question="Why?")], EVAL,
          "expect_column_value_lengths_to_be_between", "question", "Why?"),
+        # the same question as t1 once normalised (case, punctuation), on the eval side
+        (TRAIN, [qa("e1", "d3", question="how does STAGE t1 handle retries")],
+         "expect_column_values_to_be_unique", "question_norm", "how does stage t1 handle retries"),
+        # a number where text belongs
+        ([*TRAIN, qa("t4", "d2", answer=42)], EVAL,
+         "expect_column_values_to_be_of_type", "answer", 42),
+        # heading_path must be a list of headings
+        ([*TRAIN, qa("t4", "d2", heading_path="Intro")], EVAL,
+         "expect_column_values_to_be_of_type", "heading_path", "Intro"),
     ],
 )  # fmt: skip
 def test_bad_dataset_fails_by_name(train, evals, expectation, column, sample):
-    report = validate_dataset(train, evals, SUITE, ValidateConfig())
+    report = validate_dataset(train, evals, ValidateConfig())
     assert not report.success
     (failure,) = report.failures
     assert (failure["expectation"], failure["column"]) == (expectation, column)
     assert failure["unexpected_count"] >= 1
     assert sample in failure["sample_values"]
+    assert failure["rows"]  # the offending row indices, train rows first
+
+
+def test_failure_rows_index_train_then_eval():
+    report = validate_dataset(TRAIN, [qa("t1", "d3", question="Which?")], ValidateConfig())
+    failure = next(f for f in report.failures if f["column"] == "id")
+    assert failure["rows"] == [0, 3]  # t1 in train (row 0) and in eval (row 3)
 
 
 def test_row_minimums_per_side():
-    report = validate_dataset(TRAIN, [], SUITE, ValidateConfig())
-    assert [f["expectation"] for f in report.failures] == ["min_eval_rows"]
-    report = validate_dataset(TRAIN, EVAL, SUITE, ValidateConfig(min_train_rows=5))
-    assert [f["expectation"] for f in report.failures] == ["min_train_rows"]
-    report = validate_dataset([], [], SUITE, ValidateConfig())
-    assert {f["expectation"] for f in report.failures} == {
-        "expect_table_row_count_to_be_between", "min_train_rows", "min_eval_rows",
+    names = lambda r: [(f["expectation"], f["column"]) for f in r.failures]  # noqa: E731
+    between = "expect_column_values_to_be_between"
+    assert names(validate_dataset(TRAIN, [], ValidateConfig())) == [(between, "eval_rows")]
+    report = validate_dataset(TRAIN, EVAL, ValidateConfig(min_train_rows=5))
+    assert names(report) == [(between, "train_rows")]
+    assert report.failures[0]["suite"] == "qa_dataset_summary"
+    assert set(names(validate_dataset([], [], ValidateConfig()))) == {
+        ("expect_table_row_count_to_be_between", None),
+        (between, "train_rows"), (between, "eval_rows"),
     }  # fmt: skip
+
+
+def _version(root: Path, train, evals) -> Path:
+    write_jsonl(root / "train.jsonl", train)
+    write_jsonl(root / "eval.jsonl", evals)
+    return root
+
+
+PREVIOUS_TRAIN = [qa(f"p{i}", f"d{i % 3}") for i in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("train", "cfg", "failing"),
+    [
+        # 8 of the previous 11 pairs gone: a collapse, not an edit (default bound 0.5)
+        (PREVIOUS_TRAIN[:2], ValidateConfig(), {"removed_share"}),
+        # the same collapse, published on purpose with a raised bound
+        (PREVIOUS_TRAIN[:2], ValidateConfig(max_removed_share=1.0), set()),
+        # 3 of 11 removed, 1 added: an ordinary refresh
+        ([*PREVIOUS_TRAIN[:7], qa("n1", "d1")], ValidateConfig(), set()),
+        # 40 added to 11: over the default growth bound of 3×, unbounded with None
+        ([*PREVIOUS_TRAIN, *[qa(f"n{i}", "d1") for i in range(40)]], ValidateConfig(),
+         {"added_share"}),
+        ([*PREVIOUS_TRAIN, *[qa(f"n{i}", "d1") for i in range(40)]],
+         ValidateConfig(max_added_share=None), set()),
+    ],
+)  # fmt: skip
+def test_change_against_previous_version_is_bounded(tmp_path, train, cfg, failing):
+    previous = _version(tmp_path / "prev", PREVIOUS_TRAIN, EVAL)
+    report = validate_dataset(train, EVAL, cfg, previous)
+    assert {f["column"] for f in report.failures} == failing
+    assert report.change["removed_share"] == round(
+        len({p.id for p in PREVIOUS_TRAIN} - {p.id for p in train}) / 11, 4
+    )
+
+
+def test_first_version_has_no_change_bound():
+    report = validate_dataset(TRAIN, EVAL, ValidateConfig(max_removed_share=0.0))
+    assert report.success and report.change == {"added_share": None, "removed_share": None}
+
+
+def test_data_docs_written(tmp_path):
+    report = validate_dataset(TRAIN, [], ValidateConfig(), docs_dir=tmp_path / "docs")
+    assert report.data_docs == str(tmp_path / "docs" / "index.html")
+    assert (tmp_path / "docs" / "index.html").is_file()
+    pages = list((tmp_path / "docs" / "validations").rglob("*.html"))
+    assert len(pages) == 2  # one per suite
+    assert any("eval_rows" in p.read_text() for p in pages)
 
 
 def _dataset(tmp_path, train, evals):
@@ -113,6 +178,7 @@ def test_task_fn_raises_listing_failures(tmp_path):
         validate.fn(_dataset(tmp_path, bad, EVAL), ValidateConfig(), str(tmp_path))
     message = str(err.value)
     assert "expect_column_values_to_not_match_regex on question: 1 unexpected" in message
+    assert "Data Docs" in message
     assert "According to the text, what is retried?" in message
     reports = list((tmp_path / "stages" / "validate").glob("*/report.json"))
     assert len(reports) == 1 and read_json(reports[0])["success"] is False
