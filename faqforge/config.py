@@ -244,10 +244,47 @@ class FinetuneConfig(Section):
     check_memory: bool = True
 
 
+EvalMetric = Literal["exact_match", "token_f1", "rouge_l", "embedding_cosine", "judge_score"]
+
+
 class EvaluateConfig(Section):
-    max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(8, ge=1)
+    """Base vs tuned on the eval split; defaults serve the embedded CPU run."""
+
+    # auto: vllm when vllm_base_url is set, or vllm imports and CUDA is present; else
+    # transformers generate. An adapter that saves full modules (the tiny student's lm_head)
+    # cannot be served as a vLLM LoRA: auto then uses transformers, vllm fails.
+    backend: Literal["auto", "transformers", "vllm"] = "auto"
+    # A running vLLM OpenAI server with the base model, `--enable-lora --max-lora-rank R` and
+    # VLLM_ALLOW_RUNTIME_LORA_UPDATING=True (adapters load by name). None: in-process vllm.LLM.
+    vllm_base_url: str | None = None
+    vllm_api_key_env: str = "FAQFORGE_EVAL_API_KEY"
+    vllm_engine_args: dict[str, Any] = {}
+    max_new_tokens: int = Field(64, ge=1)  # an answer hitting it is a `truncation` error
+    batch_size: int = Field(8, ge=1)  # transformers batch; concurrent requests for a server
     max_items: int | None = Field(None, ge=1)
+    # Teacher as judge on the teacher's endpoint (or teacher.judge.base_url/model); skipped,
+    # with judge_score null, for the extractive teacher that has no model.
+    judge: bool = True
+    judge_max_tokens: int = Field(256, ge=16)
+    # Failed judge requests (after one retry) beyond this share fail the evaluation.
+    judge_max_failure_share: float = Field(0.2, ge=0, le=1)
+    # Error analysis: an n-gram repeated this often is a loop; longer than ratio x reference
+    # words is verbose.
+    repetition_ngram: int = Field(3, ge=2)
+    repetition_min_count: int = Field(3, ge=2)
+    verbosity_ratio: float = Field(2.0, gt=1)
+    bootstrap_resamples: int = Field(1000, ge=100)
+    seed: int = 0
+    # Promotion to runs/CHAMPION: tuned - base must exceed each margin (metrics not measured,
+    # e.g. judge_score without a judge, are skipped) and the pairwise win rate must exceed the
+    # loss rate by gate_min_win_margin; then tuned - champion must exceed champion_margins.
+    gate_margins: dict[EvalMetric, float] = {"rouge_l": 0.0, "token_f1": 0.0, "judge_score": 0.0}
+    gate_min_win_margin: float = 0.0
+    champion_margins: dict[EvalMetric, float] = {"rouge_l": 0.0, "judge_score": 0.0}
+    # General-ability regression check with lm-evaluation-harness (extra `harness`): task name
+    # -> local ARC-format JSONL (question, choices {text, label}, answerKey). {}: skipped.
+    regression_data: dict[str, Path] = {}
+    regression_limit: int | None = Field(None, ge=1)
 
 
 class PipelineConfig(Section):
