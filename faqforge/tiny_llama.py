@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from faqforge.chat import LLAMA3_CHAT_TEMPLATE
 from faqforge.storage import atomic_write_text
 
 BOS = "<|begin_of_text|>"
@@ -36,23 +37,6 @@ MIN_CORPUS_BYTES = 20_000
 LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
     r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-
-# Llama-3 chat format. The assistant's content and its <|eot_id|> sit inside the generation
-# markers, so TRL's assistant_only_loss trains exactly the answer and the stop token.
-CHAT_TEMPLATE = (
-    "{{- bos_token }}"
-    "{%- for message in messages %}"
-    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{%- generation %}{{- message['content'] | trim + '<|eot_id|>' }}{%- endgeneration %}"
-    "{%- else %}"
-    "{{- message['content'] | trim + '<|eot_id|>' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}"
-    "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
-    "{%- endif %}"
 )
 
 _PACKAGE = Path(__file__).parent
@@ -109,7 +93,7 @@ def build_tokenizer(out_dir: Path) -> Path:
         "model_max_length": 1024,
         "padding_side": "right",
         "clean_up_tokenization_spaces": False,
-        "chat_template": CHAT_TEMPLATE,
+        "chat_template": LLAMA3_CHAT_TEMPLATE,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "tokenizer_config.json", json.dumps(config, indent=2))

@@ -2,6 +2,7 @@
 
 python -m flows.finetune
 faqforge run finetune --dataset ds-0123abcd4567
+faqforge run finetune --resume    # continue a killed run from its last checkpoint
 """
 
 from __future__ import annotations
@@ -40,11 +41,15 @@ def finetune_flow(
     overrides: list[str] | None = None,
     dataset: str | None = None,
     workspace: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Train an adapter on dataset version ``dataset`` (default: LATEST); returns the run."""
+    """Train an adapter on dataset version ``dataset`` (default: LATEST); returns the run.
+
+    ``resume``: continue from the run's last checkpoint (a killed run), else start afresh.
+    """
     cfg = load_run_config(config, overrides, workspace=workspace)
     ws = Workspace(cfg.workspace)
-    return finetune(dataset_dir(ws, dataset), cfg.finetune, str(cfg.workspace))
+    return finetune(dataset_dir(ws, dataset), cfg.finetune, str(cfg.workspace), resume=resume)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+"""Trainer callbacks: what a person watching the run sees while it trains.
+
+``SampleGenerations`` answers a few eval questions greedily at every evaluation (the first
+one, before training, shows the base model), so a run's progress reads as answers, not only
+losses. ``RunLog`` forwards each logged metric line to the Prefect run's log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from faqforge.chat import prompt_messages
+from faqforge.config import FinetuneConfig
+from faqforge.records import QAPair
+from faqforge.storage import write_jsonl
+from faqforge.tasking import in_prefect_run
+
+
+def greedy_answers(model: Any, tokenizer: Any, questions: list[str], system: str, n: int) -> list:
+    """Greedy answers of ``model`` (left-padded batch, stops at the template's stop token)."""
+    import torch
+
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # new tokens follow prompts
+    try:
+        inputs = tokenizer.apply_chat_template(
+            [prompt_messages(q, system) for q in questions],
+            add_generation_prompt=True,
+            padding=True,
+            return_dict=True,
+            return_tensors="pt",
+        ).to(model.device)
+    finally:
+        tokenizer.padding_side = side
+    # TRL keeps QLoRA's trainable weights in bf16 (as the QLoRA paper does); generate() has no
+    # autocast of its own, so fp32 hidden states would meet a bf16 lm_head copy on CPU.
+    bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters() if p.requires_grad)
+    with torch.inference_mode(), torch.autocast(model.device.type, torch.bfloat16, enabled=bf16):
+        out = model.generate(
+            **inputs, do_sample=False, max_new_tokens=n, pad_token_id=tokenizer.pad_token_id
+        )
+    new = out[:, inputs["input_ids"].shape[1] :]
+    return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+class SampleGenerations(TrainerCallback):
+    """At each evaluation: ``samples/step-<N>.jsonl`` with question, reference and answer."""
+
+    def __init__(self, pairs: list[QAPair], cfg: FinetuneConfig, tokenizer: Any, out_dir: Path):
+        self.pairs, self.cfg, self.tokenizer, self.out_dir = pairs, cfg, tokenizer, out_dir
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
+        if not self.pairs or model is None or not state.is_world_process_zero:
+            return
+        was_training = model.training
+        model.eval()
+        try:
+            answers = greedy_answers(
+                model,
+                self.tokenizer,
+                [p.question for p in self.pairs],
+                self.cfg.system_prompt,
+                self.cfg.sample_max_new_tokens,
+            )
+        finally:
+            model.train(was_training)
+        rows = [
+            {
+                "step": state.global_step,
+                "id": p.id,
+                "question": p.question,
+                "reference": p.answer,
+                "answer": a,
+            }
+            for p, a in zip(self.pairs, answers, strict=True)
+        ]
+        write_jsonl(self.out_dir / f"step-{state.global_step:06d}.jsonl", rows)
+
+
+class RunLog(TrainerCallback):
+    """Each ``on_log`` line (loss, lr, eval loss) into the Prefect run's log."""
+
+    def __init__(self, logger: Any):
+        self.logger = logger
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
+        if state.is_world_process_zero and logs:
+            shown = ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()
+            )
+            self.logger.info("step %d: %s", state.global_step, shown)
+
+
+def run_log_callback() -> TrainerCallback:
+    """``RunLog`` to the Prefect run logger inside a run, else to this module's logger."""
+    import logging
+
+    if in_prefect_run():
+        from prefect import get_run_logger
+
+        return RunLog(get_run_logger())
+    return RunLog(logging.getLogger(__name__))
