@@ -116,6 +116,9 @@ def run_finetune(
     dataset: Annotated[str | None, typer.Option(help="dataset version (default LATEST)")] = None,
     source: SourceOpt = None,
     workspace: WorkspaceOpt = None,
+    resume: Annotated[
+        bool, typer.Option(help="continue a killed run from its last checkpoint")
+    ] = False,
 ) -> None:
     """Train a LoRA/QLoRA adapter on a published dataset version."""
     _resolve(config, set_, source, workspace)
@@ -128,6 +131,7 @@ def run_finetune(
             overrides=set_ or [],
             dataset=dataset,
             workspace=_str(workspace),
+            resume=resume,
         )
     )
 
