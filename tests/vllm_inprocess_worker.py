@@ -1,0 +1,42 @@
+"""The ``vllm`` teacher kind (in-process ``vllm.LLM``), run by .venv-vllm's Python.
+
+    PYTHONPATH=. .venv-vllm/bin/python tests/vllm_inprocess_worker.py MODEL_DIR N OUT.json
+
+Asks about ``N`` sample chunks at once and writes JSON to OUT.json (vLLM logs to stdout):
+the pairs per chunk, the usage per chunk, and the batch sizes the backend sent the engine.
+A separate process because vLLM lives only in .venv-vllm, and the engine needs the
+``__main__`` guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from resume_worker import sample_chunks
+
+from faqforge.config import TeacherConfig
+from faqforge.teachers import make_teacher
+
+
+async def ask_all(model: str, n: int) -> dict:
+    cfg = TeacherConfig(
+        kind="vllm", model=model, concurrency=n, min_pairs=2, max_pairs=2, max_answer_words=5,
+        max_tokens=512,
+        vllm_engine_args={"dtype": "float32", "max_model_len": 2048,
+                          "hf_overrides": {"max_position_embeddings": 2048}},
+    )  # fmt: skip
+    teacher = make_teacher(cfg)
+    replies = await asyncio.gather(*(teacher.generate(c, 2) for c in sample_chunks(n)))
+    return {
+        "pairs": [r.pairs for r in replies],
+        "usage": [[r.usage.prompt_tokens, r.usage.completion_tokens] for r in replies],
+        "batches": teacher.backend.batch_sizes,
+    }
+
+
+if __name__ == "__main__":
+    result = asyncio.run(ask_all(sys.argv[1], int(sys.argv[2])))
+    Path(sys.argv[3]).write_text(json.dumps(result))
