@@ -1,9 +1,11 @@
 """Publish a validated dataset version: ``datasets/<version>/`` appears whole or not at all.
 
 A version folder holds ``train.jsonl``, ``eval.jsonl``, ``rejections.jsonl`` (every record
-that left the pipeline, with stage and reason) and ``manifest.json`` (inputs, config hash,
-code version, per-stage counts, teacher usage of the run). ``datasets/LATEST`` names the
-newest version and is switched only after the folder is complete.
+that left the pipeline, with stage and reason), ``diff.json`` (added / removed / changed pairs
+and retention by stage against the previous version, ``tasks/diff.py``) and ``manifest.json``
+(inputs, config hash, code version, per-stage counts, teacher usage, eval version).
+Order: the eval version folder (``tasks/eval_registry.py``), the dataset folder, then
+``datasets/LATEST``, then the eval registry's state, each switched only once complete.
 """
 
 from __future__ import annotations
@@ -19,20 +21,43 @@ from faqforge.config import PipelineConfig, stable_hash
 from faqforge.lineage import code_version
 from faqforge.records import Document, QAPair, Rejection
 from faqforge.stage import StageOutput
-from faqforge.storage import Workspace, file_hash, publish_dir, write_json, write_jsonl
+from faqforge.storage import (
+    Workspace,
+    file_hash,
+    iter_jsonl,
+    publish_dir,
+    read_json,
+    write_json,
+    write_jsonl,
+)
 from faqforge.tasking import in_prefect_run
 from faqforge.teachers.ledger import run_ledger
+from tasks.diff import (
+    dataset_diff,
+    diff_markdown,
+    previous_stages,
+    read_version,
+    retention,
+    rows_of,
+)
+from tasks.eval_registry import eval_versions, save_eval_version, write_state
 
 LATEST = "datasets/LATEST"
 
 
-def dataset_version(documents: list[Document], cfg: PipelineConfig, prompt_version: str) -> str:
-    """Content-derived id: the same documents, config and prompt give the same version.
+def dataset_version(
+    documents: list[Document], cfg: PipelineConfig, prompt_version: str, data: StageOutput
+) -> str:
+    """Content-derived id: the same documents, config, prompt and data give the same version.
 
-    >>> # dataset_version(docs, cfg, "p1") == dataset_version(docs, cfg, "p1")
+    ``data`` (the decontaminated split) enters by its file hashes: the same documents give
+    other data under another frozen eval split.
+
+    >>> # dataset_version(docs, cfg, "p1", out) == dataset_version(docs, cfg, "p1", out)
     """
     inputs = sorted((d.source, d.content_hash) for d in documents)
-    return "ds-" + stable_hash([inputs, cfg.dataset_hash(), prompt_version, cfg.teacher.model], 12)
+    parts = [inputs, cfg.dataset_hash(), prompt_version, cfg.teacher.model, data.hashes]
+    return "ds-" + stable_hash(parts, 12)
 
 
 def teacher_usage(generate: StageOutput, cfg: PipelineConfig) -> dict[str, Any]:
@@ -58,6 +83,8 @@ def build_manifest(
     files: dict[str, dict[str, Any]],
     validation: dict[str, Any],
     previous: str | None,
+    eval_info: dict[str, Any],
+    diff: dict[str, Any],
 ) -> dict[str, Any]:
     generate = next(s for s in stages if s.stage == "generate")
     return {
@@ -86,6 +113,12 @@ def build_manifest(
         "files": files,
         "content_hash": stable_hash({n: f["sha256"] for n, f in files.items()}),
         "validation": validation,
+        "eval": eval_info,
+        "diff": {  # counts; the pairs themselves and retention by stage are in diff.json
+            k: v if isinstance(v, int | float | None) else len(v)
+            for k, v in diff.items()
+            if k != "retention"
+        },
     }
 
 
@@ -96,11 +129,12 @@ def publish_dataset(
     eval_: list[QAPair],
     rejections: list[Rejection],
     manifest_fn: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
+    diff: dict[str, Any],
 ) -> Path:
     """Write a version folder atomically and point LATEST at it.
 
     A version that already exists holds the same data (its id is content-derived): only its
-    manifest is refreshed, so it reports this run's teacher usage.
+    manifest and diff are refreshed, so it reports this run's teacher usage.
     """
     final = ws.datasets / version
     staging = final if final.is_dir() else ws.staging(f"dataset-{version}")
@@ -110,6 +144,7 @@ def publish_dataset(
         if staging is not final:
             write_jsonl(path, rows)
         files[f"{name}.jsonl"] = {"rows": len(rows), "sha256": file_hash(path)}
+    write_json(staging / "diff.json", diff)
     write_json(staging / "manifest.json", manifest_fn(files))
     if staging is not final:
         publish_dir(staging, final)
@@ -117,11 +152,50 @@ def publish_dataset(
     return final
 
 
+def register_eval(ws: Workspace, split: StageOutput, items: list[QAPair]) -> dict[str, Any]:
+    """Save the eval version this dataset uses; the manifest's ``eval`` block describes it."""
+    parent = split.stats.get("eval_parent")
+    version = save_eval_version(ws, items, {"parent": parent})
+    return {
+        "version": version,
+        "parent": parent,  # None: split afresh (first refresh or --new-eval)
+        "items": len(items),
+        "carried": split.stats.get("carried_eval", 0),
+        "all_versions": eval_versions(ws),
+    }
+
+
+def previous_version(ws: Workspace) -> str | None:
+    """The version a refresh is compared against: the one LATEST names, if still on disk."""
+    version = ws.read_pointer(LATEST)
+    return version if version and (ws.datasets / version / "manifest.json").is_file() else None
+
+
+def compare(
+    ws: Workspace, version: str, previous: str | None, train, eval_, stages: list[StageOutput]
+) -> tuple[str | None, dict[str, Any]]:
+    """``(previous, diff)``; re-publishing a version keeps the predecessor it had."""
+    if previous == version:
+        previous = read_json(ws.datasets / version / "manifest.json").get("previous_version")
+    prev_dir = ws.datasets / previous if previous else None
+    diff = dataset_diff(read_version(prev_dir) if prev_dir else {}, rows_of(train, eval_))
+    counts = {s.stage: s.counts.as_dict() for s in stages}
+    diff["retention"] = retention(counts, previous_stages(prev_dir))
+    return previous, diff
+
+
 @task(name="publish")
 def publish(
-    stages: list[StageOutput], validation: dict[str, Any], cfg: PipelineConfig, workspace: str
+    stages: list[StageOutput],
+    validation: dict[str, Any],
+    cfg: PipelineConfig,
+    workspace: str,
+    previous: str | None = None,
 ) -> dict[str, Any]:
-    """Gather the stages' outputs and rejections into a published dataset version."""
+    """Gather the stages' outputs and rejections into a published dataset version.
+
+    ``previous`` is the version validation compared against (``previous_version``).
+    """
     ws = Workspace(Path(workspace))
     by_name = {s.stage: s for s in stages}
     documents = by_name["ingest"].read("documents", Document)
@@ -130,13 +204,19 @@ def publish(
     rejections = [
         r for s in stages if "rejections" in s.files for r in s.read("rejections", Rejection)
     ]
-    version = dataset_version(documents, cfg, by_name["generate"].stats["prompt_version"])
-    previous = ws.read_pointer(LATEST)
+    prompt_version = by_name["generate"].stats["prompt_version"]
+    version = dataset_version(documents, cfg, prompt_version, final)
+    previous, diff = compare(ws, version, previous, train, eval_, stages)
+    eval_info = register_eval(ws, by_name["split"], eval_)
 
     def manifest_fn(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        return build_manifest(version, cfg, documents, stages, files, validation, previous)
+        return build_manifest(
+            version, cfg, documents, stages, files, validation, previous, eval_info, diff
+        )
 
-    path = publish_dataset(ws, version, train, eval_, rejections, manifest_fn)
+    path = publish_dataset(ws, version, train, eval_, rejections, manifest_fn, diff)
+    train_docs = [r["doc_id"] for r in iter_jsonl(by_name["split"].path("train_docs"))]
+    write_state(ws, eval_info["version"], train_docs)
     summary = {
         "version": version,
         "dir": str(path),
@@ -144,6 +224,7 @@ def publish(
         "eval": len(eval_),
         "rejected": len(rejections),
         "previous_version": previous,
+        "eval_version": eval_info["version"],
         "teacher": teacher_usage(by_name["generate"], cfg),
     }
     if in_prefect_run():
@@ -155,8 +236,14 @@ def publish(
                 f"# Dataset {version}\n\n`{path}`\n\n| split | rows |\n|---|---|\n"
                 f"| train | {len(train)} |\n| eval | {len(eval_)} |\n"
                 f"| rejected | {len(rejections)} |\n"
-                f"\nPrevious version: {previous or '—'}\n"
+                f"\nPrevious version: {previous or '—'}; eval version {eval_info['version']}"
+                f" (parent {eval_info['parent'] or '—, split afresh'})\n"
             ),
             description=f"published dataset {version}",
+        )
+        create_markdown_artifact(
+            key="dataset-diff",
+            markdown=diff_markdown(version, previous, diff, diff["retention"]),
+            description=f"dataset {version} against {previous or 'nothing'}",
         )
     return summary

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from faqforge.config import SplitConfig
 from faqforge.storage import iter_jsonl, read_json
+from tasks.split import doc_position
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"
@@ -40,12 +43,13 @@ def run_refresh(prefect_harness, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)  # the config's relative paths (the GX suite) resolve from here
     from flows.refresh import refresh
 
-    def run(corpus: Path, *overrides: str) -> dict:
+    def run(corpus: Path, *overrides: str, **params) -> dict:
         return refresh(
             config="configs/default.yaml",
             overrides=list(overrides),
             source=str(corpus),
             workspace=str(tmp_path / "ws"),
+            **params,
         )
 
     return run
@@ -89,9 +93,14 @@ def test_refresh_publishes_a_version_with_lineage_and_counts(run_refresh, corpus
     s = manifest["stages"]
     assert s["curate"]["in"] == s["generate"]["produced"]
     assert s["dedup"]["in"] == s["curate"]["out"]
-    assert s["split"]["in"] == s["dedup"]["out"]
+    assert s["split"]["in"] == s["dedup"]["out"] + manifest["eval"]["carried"]
     assert s["decontaminate"]["out"] == len(train) + len(eval_)  # eval passes through
     assert manifest["files"]["train.jsonl"]["rows"] == len(train)
+    # The first eval split is drawn afresh and registered; the diff is against nothing.
+    assert manifest["eval"]["parent"] is None and manifest["eval"]["items"] == len(eval_)
+    registered = tmp_path / "ws" / "eval" / manifest["eval"]["version"] / "eval.jsonl"
+    assert list(iter_jsonl(registered)) == eval_
+    assert read_json(version_dir / "diff.json")["added_share"] is None
     assert manifest["teacher"]["requests"] == s["chunk"]["produced"]
     assert manifest["teacher"]["cache_hits"] == 0
 
@@ -118,12 +127,116 @@ def test_changed_document_only_sends_its_changed_chunks(run_refresh, corpus):
     assert second["teacher"]["cache_hits"] >= first["teacher"]["requests"] - 2
 
 
+def _artifacts(flow_run_id, key: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+
+
 def test_failed_validation_blocks_publishing_and_keeps_latest(run_refresh, corpus, tmp_path):
     first = run_refresh(corpus)
-    with pytest.raises(Exception, match=r"min_train_rows|expect"):
-        run_refresh(corpus, "validate.min_train_rows=100000")
+    state = run_refresh(corpus, "validate.min_train_rows=100000", return_state=True)
+    assert state.is_failed()
+    with pytest.raises(Exception, match=r"expect_column_values_to_be_between on train_rows"):
+        state.result()
     latest = (tmp_path / "ws" / "datasets" / "LATEST").read_text().strip()
     assert latest == first["version"]
     assert sorted(p.name for p in (tmp_path / "ws" / "datasets").iterdir()) == sorted(
         ["LATEST", first["version"]]
     )
+    # The failing expectations are listed in an artifact of the failed run, with Data Docs.
+    (artifact,) = _artifacts(state.state_details.flow_run_id, "dataset-validation")
+    assert "FAILED" in artifact.data
+    assert "| qa_dataset_summary | expect_column_values_to_be_between | train_rows |" in (
+        artifact.data
+    )
+    (docs,) = _artifacts(state.state_details.flow_run_id, "dataset-validation-docs")
+    (docs_path,) = re.findall(r"file://(\S+/data_docs/index\.html)", docs.data)
+    assert Path(docs_path).is_file()
+    # The eval registry did not move either.
+    state_file = read_json(tmp_path / "ws" / "eval" / "STATE.json")
+    assert state_file["version"] == first["eval_version"]
+
+
+@pytest.mark.slow
+def test_collapsed_refresh_is_not_published(run_refresh, corpus, tmp_path):
+    first = run_refresh(corpus)
+    for doc in sorted(corpus.glob("*.md"))[1:]:  # four of five documents vanish
+        doc.unlink()
+    # Frozen eval items stay, so the share removed is that of the train documents that left
+    # (≥ 1 of 5): over a bound of 0.1 whichever documents hold the eval split.
+    with pytest.raises(Exception, match="removed_share"):
+        run_refresh(corpus, "validate.max_removed_share=0.1")
+    assert (tmp_path / "ws" / "datasets" / "LATEST").read_text().strip() == first["version"]
+    # Deliberately shrinking the corpus is allowed with a raised bound.
+    shrunk = run_refresh(corpus, "validate.max_removed_share=1.0")
+    diff = read_json(tmp_path / "ws" / "datasets" / shrunk["version"] / "diff.json")
+    assert diff["removed_share"] > 0.1 and diff["removed"]
+
+
+def _rows(tmp_path, version: str, name: str) -> list[dict]:
+    return list(iter_jsonl(tmp_path / "ws" / "datasets" / version / f"{name}.jsonl"))
+
+
+@pytest.mark.slow
+def test_eval_split_stays_frozen_across_refreshes(run_refresh, corpus, tmp_path):
+    first = run_refresh(corpus)
+    eval1, train1 = (
+        _rows(tmp_path, first["version"], "eval"),
+        _rows(tmp_path, first["version"], "train"),
+    )
+    # One eval document leaves, a new document arrives; a changed eval config moves nothing.
+    gone = next(r["source"] for r in eval1)
+    (corpus / gone).unlink()
+    (corpus / "zz-new.md").write_text(
+        "# Release notes\n\nThe refresh flow keeps the eval split frozen across runs, and new "
+        "documents are placed by a stable hash rule.\n"
+    )
+    second = run_refresh(corpus, "split.eval_fraction=0.9")
+    eval2, train2 = (
+        _rows(tmp_path, second["version"], "eval"),
+        _rows(tmp_path, second["version"], "train"),
+    )
+    assert eval2[: len(eval1)] == eval1  # every frozen item, the gone document's included
+    assert {r["doc_id"] for r in train1} <= {r["doc_id"] for r in train2}  # no train doc moved
+    manifest = read_json(tmp_path / "ws" / "datasets" / second["version"] / "manifest.json")
+    assert manifest["eval"]["carried"] == sum(r["source"] == gone for r in eval1) > 0
+    assert manifest["eval"]["parent"] == first["eval_version"]
+    # The new document alone follows the hash rule (with the changed fraction).
+    (new_doc,) = {(r["doc_id"], side) for side, rows in (("train", train2), ("eval", eval2))
+                  for r in rows if r["source"] == "zz-new.md"}  # fmt: skip
+    assert new_doc[1] == ("eval" if doc_position(new_doc[0], SplitConfig().salt) < 0.9 else "train")
+
+    # --new-eval redraws. The gone document returns, under a salt that puts it in train: its
+    # pairs equal its old eval items, which every registered eval version keeps out of train.
+    shutil.copy(SAMPLE / gone, corpus / gone)
+    gone_id = next(r["doc_id"] for r in eval1 if r["source"] == gone)
+    doc_ids = {r["doc_id"] for r in train2 + eval2}
+
+    def puts_gone_in_train(salt: str) -> bool:
+        lowest = min(doc_ids, key=lambda d: doc_position(d, salt))  # forced to eval if alone
+        return doc_position(gone_id, salt) >= 0.2 and lowest != gone_id
+
+    salt = next(s for s in (f"redraw-{i}" for i in range(200)) if puts_gone_in_train(s))
+    third = run_refresh(corpus, f"split.salt={salt}", new_eval=True)
+    manifest = read_json(tmp_path / "ws" / "datasets" / third["version"] / "manifest.json")
+    assert manifest["eval"]["parent"] is None
+    assert {first["eval_version"], second["eval_version"]} <= set(manifest["eval"]["all_versions"])
+    assert gone_id not in {r["doc_id"] for r in _rows(tmp_path, third["version"], "eval")}
+    train3 = _rows(tmp_path, third["version"], "train")
+    assert not {r["id"] for r in eval1} & {r["id"] for r in train3}
+    leaks = [r for r in _rows(tmp_path, third["version"], "rejections")
+             if r["stage"] == "decontaminate" and r["record"]["doc_id"] == gone_id]  # fmt: skip
+    assert len(leaks) == sum(r["doc_id"] == gone_id for r in eval1)
+    assert all(r["record"]["eval_source"] == f"eval:{first['eval_version']}" for r in leaks)
