@@ -15,6 +15,7 @@ import typer
 import yaml
 
 from faqforge.config import DEFAULT_CONFIG, ConfigError, PipelineConfig, load_run_config
+from faqforge.stage_cli import stage_app
 
 app = typer.Typer(
     help="Documents in; a validated QA dataset and a fine-tuned FAQ model out.",
@@ -27,6 +28,7 @@ run_app = typer.Typer(
 config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(config_app, name="config")
+app.add_typer(stage_app, name="stage")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML")]
 SetOpt = Annotated[
@@ -65,7 +67,8 @@ def _print_dataset(summary: dict[str, Any]) -> None:
     t = summary["teacher"]
     typer.echo(
         f"dataset {summary['version']}: {summary['train']} train / {summary['eval']} eval pairs, "
-        f"{summary['rejected']} rejected\n  {summary['dir']}\n"
+        f"{summary['rejected']} rejected, eval version {summary['eval_version']}\n"
+        f"  {summary['dir']}\n"
         f"  teacher {t['model']}: {t['requests']} requests, {t['cache_hits']} cache hits, "
         f"{t['prompt_tokens']} prompt + {t['completion_tokens']} completion tokens"
     )
@@ -93,6 +96,9 @@ def run_refresh(
     set_: SetOpt = None,
     source: SourceOpt = None,
     workspace: WorkspaceOpt = None,
+    new_eval: Annotated[
+        bool, typer.Option("--new-eval", help="draw a new eval split instead of the frozen one")
+    ] = False,
 ) -> None:
     """ingest → chunk → generate → curate → dedup → split → decontaminate → validate → publish."""
     _resolve(config, set_, source, workspace)
@@ -105,6 +111,7 @@ def run_refresh(
             overrides=set_ or [],
             source=_str(source),
             workspace=_str(workspace),
+            new_eval=new_eval,
         )
     )
 

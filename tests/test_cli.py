@@ -19,12 +19,15 @@ def test_help_imports_neither_torch_nor_prefect():
     code = (
         "import sys\n"
         "from faqforge.cli import app\n"
-        "try:\n    app(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+        "for args in (['--help'], ['run', '--help'], ['stage', '--help'],\n"
+        "             ['stage', 'decontaminate', '--help']):\n"
+        "    try:\n        app(args)\n    except SystemExit:\n        pass\n"
         "heavy = sorted(m for m in ('torch', 'prefect', 'transformers') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "refresh" in out.stdout and "finetune" in out.stdout and "evaluate" in out.stdout
+    assert "curate" in out.stdout and "--eval" in out.stdout  # the stage commands
     assert "HEAVY []" in out.stdout
 
 
