@@ -91,3 +91,28 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path_factory, tmp_path):
     # Same data order, RNG and optimiser state: the resumed run lands where the other did.
     assert resumed["train_loss_last"] == pytest.approx(uninterrupted["train_loss_last"], rel=0.05)
     assert (run_dir / "adapter" / ft.SUCCESS).is_file()
+
+
+def test_cli_offers_resume():
+    out = subprocess.run(
+        [sys.executable, "-m", "faqforge.cli", "run", "finetune", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+    )
+    assert out.returncode == 0 and "--resume" in out.stdout
+
+
+@pytest.mark.slow
+def test_report_to_tensorboard_writes_event_files(tmp_path_factory, tmp_path):
+    pytest.importorskip("tensorboard")
+    from test_finetune import planted_pairs
+
+    from tasks.training.recipe import train_adapter
+
+    pairs = planted_pairs()
+    cfg = FinetuneConfig(max_steps=4, eval_steps=2, report_to=["tensorboard"], sample_questions=0)
+    train_adapter(str(tiny_model(tmp_path_factory)), pairs, pairs[:4], cfg, tmp_path)
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and sum(e.stat().st_size for e in events) > 0

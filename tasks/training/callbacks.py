@@ -2,7 +2,7 @@
 
 ``SampleGenerations`` answers a few eval questions greedily at every evaluation (the first
 one, before training, shows the base model), so a run's progress reads as answers, not only
-losses. ``RunLog`` forwards each logged metric line to the Prefect run's log.
+losses. ``RunLog`` sends each logged metric line to the Prefect run's log instead of stdout.
 """
 
 from __future__ import annotations
@@ -93,12 +93,11 @@ class RunLog(TrainerCallback):
             self.logger.info("step %d: %s", state.global_step, shown)
 
 
-def run_log_callback() -> TrainerCallback:
-    """``RunLog`` to the Prefect run logger inside a run, else to this module's logger."""
-    import logging
-
+def log_to_prefect_run(trainer: Any) -> None:
+    """Inside a Prefect run, its log replaces the trainer's own printing of each log line."""
     if in_prefect_run():
         from prefect import get_run_logger
+        from transformers import PrinterCallback
 
-        return RunLog(get_run_logger())
-    return RunLog(logging.getLogger(__name__))
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(RunLog(get_run_logger()))

@@ -8,7 +8,7 @@ under ``accelerate launch``; on CPU fp32, no checkpointing (it only costs time t
 
 Writes into ``out_dir``: ``trainer/checkpoint-N/`` (every ``save_steps``), ``adapter/``
 (safetensors + tokenizer + chat template), ``trainer_state.json``, ``train_metrics.json``,
-``samples/step-N.jsonl``.
+``samples/step-N.jsonl``, and ``tensorboard/`` with ``report_to: [tensorboard]``.
 """
 
 from __future__ import annotations
@@ -157,6 +157,10 @@ def build_trainer(
         peft_config=None if full else lora_config(cfg),
     )
     trainer.data_stats = data_stats
+    for callback in trainer.callback_handler.callbacks:
+        if type(callback).__name__ == "TensorBoardCallback":
+            # The base eval logs before train() sets its default folder: it would write to ./runs.
+            callback.logging_dir = str(Path(out_dir) / "tensorboard")
     return trainer
 
 
@@ -193,7 +197,7 @@ def train_adapter(
     """
     import torch
 
-    from tasks.training.callbacks import SampleGenerations, run_log_callback
+    from tasks.training.callbacks import SampleGenerations, log_to_prefect_run
 
     out_dir = Path(out_dir)
     cuda = torch.cuda.is_available()
@@ -216,7 +220,7 @@ def train_adapter(
             eval_[: cfg.sample_questions], cfg, trainer.processing_class, out_dir / "samples"
         )
     )
-    trainer.add_callback(run_log_callback())
+    log_to_prefect_run(trainer)
     # LoRA B starts at zero, so before train() loads any checkpoint this is the base model.
     eval_before = trainer.evaluate()["eval_loss"]
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
