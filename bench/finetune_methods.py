@@ -106,7 +106,7 @@ def worker(method: str, packing: bool, steps: int, n_pairs: int, model: str) -> 
             self.marks[state.global_step] = (*now, state.num_input_tokens_seen)
 
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(model, pairs, pairs[:8], cfg, Path(tmp), full=full)
+        trainer, _ = build_trainer(model, pairs, pairs[:8], cfg, Path(tmp), full=full)
         slots = real = 0
         for batch in trainer.get_train_dataloader():
             mask = batch.get("attention_mask")

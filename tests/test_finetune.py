@@ -97,7 +97,7 @@ def planted_run(tmp_path_factory):
 
 def test_assistant_only_loss_masks_the_prompt(tiny_llama, tmp_path):
     pairs = planted_pairs()[:2]
-    trainer = build_trainer(str(tiny_llama), pairs, pairs, FinetuneConfig(max_steps=1), tmp_path)
+    trainer, _ = build_trainer(str(tiny_llama), pairs, pairs, FinetuneConfig(max_steps=1), tmp_path)
     tok = trainer.processing_class
     rows = list(trainer.train_dataset)
     for row in rows:
@@ -285,7 +285,7 @@ def test_qlora_loads_nf4_double_quant_with_bf16_compute(tiny_llama, tmp_path):
 
     pairs = planted_pairs()[:2]
     cfg = FinetuneConfig(quantization="4bit", max_steps=1)
-    model = build_trainer(str(tiny_llama), pairs, pairs, cfg, tmp_path).model
+    model = build_trainer(str(tiny_llama), pairs, pairs, cfg, tmp_path)[0].model
     quantized = [m for m in model.modules() if isinstance(m, Linear4bit)]
     assert len(quantized) == 2 * 7  # q k v o gate up down in both layers
     for layer in quantized:

@@ -132,8 +132,9 @@ def build_trainer(
     *,
     cache_dir: Path | None = None,
     full: bool = False,
-) -> Any:
-    """An ``SFTTrainer`` over tokenised rows whose labels are -100 on every prompt token."""
+) -> tuple[Any, dict[str, Any]]:
+    """An ``SFTTrainer`` over tokenised rows whose labels are -100 on every prompt token, and
+    the tokenisation facts (cache key, truncated and dropped rows)."""
     import torch
     from transformers import AutoTokenizer
     from trl import SFTTrainer
@@ -156,12 +157,11 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=None if full else lora_config(cfg),
     )
-    trainer.data_stats = data_stats
     for callback in trainer.callback_handler.callbacks:
         if type(callback).__name__ == "TensorBoardCallback":
             # The base eval logs before train() sets its default folder: it would write to ./runs.
             callback.logging_dir = str(Path(out_dir) / "tensorboard")
-    return trainer
+    return trainer, data_stats
 
 
 def last_checkpoint(trainer_dir: Path) -> Path | None:
@@ -214,7 +214,7 @@ def train_adapter(
     if checkpoint is None and trainer_dir.exists():
         log.info("%s: starting afresh; earlier checkpoints removed", trainer_dir)
         shutil.rmtree(trainer_dir)
-    trainer = build_trainer(base_model, train, eval_, cfg, out_dir, cache_dir=cache_dir)
+    trainer, data_stats = build_trainer(base_model, train, eval_, cfg, out_dir, cache_dir=cache_dir)
     trainer.add_callback(
         SampleGenerations(
             eval_[: cfg.sample_questions], cfg, trainer.processing_class, out_dir / "samples"
@@ -251,7 +251,7 @@ def train_adapter(
         "estimated_peak_gib": round(estimate.peak / 2**30, 3),
         "train_pairs": len(train),
         "eval_pairs": len(eval_),
-        **{k: v for k, v in trainer.data_stats.items() if k != "cache_hit"},
+        **{k: v for k, v in data_stats.items() if k != "cache_hit"},
     }
     if trainer.is_world_process_zero():
         adapter_dir = out_dir / "adapter"
