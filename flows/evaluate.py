@@ -40,9 +40,14 @@ def evaluate_flow(
     run: str | None = None,
     workspace: str | None = None,
 ) -> dict[str, Any]:
-    """Score run ``run`` (default: LATEST) against its base model; returns report + metrics."""
+    """Score run ``run`` (default: LATEST) against its base model; returns report + metrics.
+
+    The teacher section names the judge's endpoint (none for the extractive teacher).
+    """
     cfg = load_run_config(config, overrides, workspace=workspace)
-    return evaluate(run_dir(Workspace(cfg.workspace), run), cfg.evaluate, str(cfg.workspace))
+    return evaluate(
+        run_dir(Workspace(cfg.workspace), run), cfg.evaluate, str(cfg.workspace), cfg.teacher
+    )
 
 
 if __name__ == "__main__":

@@ -1,208 +1,293 @@
-"""Evaluate a fine-tuning run: base vs tuned answers on the eval split of its dataset.
+"""Evaluate a fine-tuning run: does the tuned model answer the eval split better than its base?
 
-Answers are generated greedily with transformers on CPU (or CUDA when present), in left-padded
-batches, stopping at ``<|eot_id|>``. Scores are exact match (SQuAD-style normalisation) and
-ROUGE-L F1 (``rouge_score``), per item and averaged. Not covered here: embedding similarity,
-teacher-as-judge and vLLM serving; ROUGE-L's tokenizer keeps only ``[a-z0-9]``, so it scores
-non-Latin text as empty.
+Reads the run's manifest and the eval split of its dataset version; answers every question
+with the base model and with base + adapter (``eval_generate``: greedy, batched, cached);
+scores each answer against the reference (``eval_metrics``), has the teacher judge it
+(``eval_judge``/``eval_judging``; skipped for the extractive teacher), sorts failures into
+categories (``eval_errors``), puts 95% bootstrap intervals on the means (``eval_stats``),
+decides promotion (``promote``), optionally checks general ability (``eval_regression``) and
+writes ``runs/<run-id>/eval/``: report.md, scores.png, predictions.jsonl, predictions.csv,
+metrics.json, manifest.json.
 
-Writes ``runs/<run-id>/eval/``: report.md, metrics.json, manifest.json, predictions.jsonl.
-
-    python -c "from tasks.evaluate import evaluate; from faqforge.config import EvaluateConfig; \
-print(evaluate.fn('.faqforge/runs/ft-0123abcd4567', EvaluateConfig(), '.faqforge'))"
+    faqforge run evaluate --workspace /tmp/ws          # the LATEST run
+    python -m flows.evaluate
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import string
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 
-from faqforge.chat import prompt_messages
-from faqforge.config import EvaluateConfig
+from faqforge.config import EvaluateConfig, TeacherConfig, stable_hash
 from faqforge.records import QAPair
-from faqforge.storage import atomic_write_text, read_json, read_records, write_json, write_jsonl
+from faqforge.storage import (
+    Workspace,
+    atomic_write_text,
+    iter_jsonl,
+    read_json,
+    read_records,
+    write_json,
+    write_jsonl,
+)
 from faqforge.tasking import in_prefect_run
+from tasks.eval_cache import EvalCache, adapter_hash
+from tasks.eval_errors import ErrorRules, categorize, summarize
+from tasks.eval_metrics import REFERENCE_METRICS, item_scores, mean_scores
+from tasks.promote import CHAMPION, gate
 
-METRICS = ("exact_match", "rouge_l")
-REPORT_ROWS = 20
+METRICS = (*REFERENCE_METRICS, "judge_score")
+SIDES = ("base", "tuned")
 
 
-def generate_answers(
-    model_path: str,
-    adapter_dir: str | None,
+def judge_skip_note(teacher: TeacherConfig | None, cfg: EvaluateConfig) -> str | None:
+    """Why no judge runs, or None when one does."""
+    if not cfg.judge:
+        return "evaluate.judge is off"
+    if teacher is None:
+        return "no teacher configuration was given"
+    if teacher.kind == "extractive" and teacher.judge.base_url is None:
+        return "the extractive teacher has no model to judge with (set teacher.kind: openai)"
+    return None
+
+
+def source_texts(ws: Workspace, chunk_ids: set[str]) -> dict[str, str]:
+    """Chunk id → text, from the chunk stage outputs kept in the workspace."""
+    found: dict[str, str] = {}
+    for path in sorted((ws.root / "stages" / "chunk").glob("*/chunks.jsonl")):
+        for row in iter_jsonl(path):
+            if row["chunk_id"] in chunk_ids:
+                found[row["chunk_id"]] = row["text"]
+    return found
+
+
+def champion_run(ws: Workspace, run_id: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The current champion's id, and its manifest when it is another run still on disk."""
+    champ = ws.read_pointer(CHAMPION)
+    path = ws.runs / champ / "manifest.json" if champ else None
+    if champ is None or champ == run_id or path is None or not path.is_file():
+        return champ, None
+    return champ, read_json(path)
+
+
+def generate(
+    manifest: dict[str, Any],
+    champ: dict[str, Any] | None,
     questions: list[str],
     cfg: EvaluateConfig,
-    system_prompt: str,
-) -> list[str]:
-    """Greedy answers to ``questions`` from the base model, or base + LoRA adapter."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    cache: EvalCache,
+) -> tuple[dict[str, list], str, str]:
+    """Answers per side (base, tuned, champion when there is one), backend and why."""
+    from tasks.eval_generate import answer_all, choose_backend
 
-    from faqforge.models import LOAD_KWARGS
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir or model_path, trust_remote_code=False)
-    tokenizer.padding_side = "left"  # decoder-only: new tokens must follow the prompt directly
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, **LOAD_KWARGS)
-    if adapter_dir:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter_dir)
-    model.to(device).eval()
-    stop_ids = [tokenizer.convert_tokens_to_ids("<|eot_id|>"), tokenizer.eos_token_id]
-
-    answers: list[str] = []
-    for start in range(0, len(questions), cfg.batch_size):
-        chunk = questions[start : start + cfg.batch_size]
-        batch = [prompt_messages(q, system_prompt) for q in chunk]
-        inputs = tokenizer.apply_chat_template(
-            batch,
-            add_generation_prompt=True,
-            padding=True,
-            return_dict=True,
-            return_tensors="pt",
-        ).to(device)
-        with torch.inference_mode():
-            out = model.generate(
-                **inputs,
-                do_sample=False,
-                max_new_tokens=cfg.max_new_tokens,
-                eos_token_id=[i for i in stop_ids if i is not None],
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        new_tokens = out[:, inputs["input_ids"].shape[1] :]
-        answers += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-    return answers
+    base_model, adapter = manifest["base_model"], manifest["adapter_dir"]
+    prompt = manifest["config"]["system_prompt"]
+    champ_adapter = champ["adapter_dir"] if champ else None
+    backend, why = choose_backend(cfg, [adapter, champ_adapter])
+    same_base = champ is not None and champ["base_model"] == base_model
+    adapters = [None, adapter, *([champ_adapter] if same_base else [])]
+    answers = answer_all(base_model, adapters, questions, cfg, prompt, cache, backend)
+    sides = dict(zip(["base", "tuned", "champion"], answers, strict=False))
+    if champ is not None and not same_base:
+        sides["champion"] = answer_all(
+            champ["base_model"],
+            [champ_adapter],
+            questions,
+            cfg,
+            champ["config"]["system_prompt"],
+            cache,
+            backend,
+        )[0]
+    return sides, backend, why
 
 
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: ``"The  Cat!"`` → ``"cat"``."""
-    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
+def run_judge(
+    teacher: TeacherConfig,
+    cfg: EvaluateConfig,
+    pairs: list[QAPair],
+    texts: dict[str, list[str]],
+    cache: EvalCache,
+) -> Any:
+    """Judge every side's answers; fail when more than the allowed share of requests failed."""
+    from faqforge.teachers import make_backend
+    from tasks.eval_judge import JudgePrompts
+    from tasks.eval_judging import Item, judge_items
+
+    items = [Item(p.id, p.question, p.answer) for p in pairs]
+    backend = make_backend(teacher, judge=True)
+    prompts = JudgePrompts.load()
+    run = asyncio.run(
+        judge_items(
+            backend,
+            prompts,
+            items,
+            texts,
+            cache,
+            concurrency=teacher.concurrency,
+            temperature=teacher.judge.temperature,
+            max_tokens=cfg.judge_max_tokens,
+        )
+    )
+    share = len(run.failures) / max(run.requests, 1)
+    if share > cfg.judge_max_failure_share:
+        first = run.failures[0]
+        raise RuntimeError(
+            f"judge {backend.model}: {len(run.failures)} of {run.requests} requests failed "
+            f"(> evaluate.judge_max_failure_share={cfg.judge_max_failure_share}); first: item "
+            f"{first['id']} {first['kind']}: {first['detail']}; raw reply: {first['raw'][:300]!r}"
+        )
+    return run, backend.model, prompts.versions
 
 
-def exact_match(pred: str, ref: str) -> float:
-    """1.0 when the normalised strings are equal: ``exact_match("the cat.", "Cat") == 1.0``."""
-    return float(normalize_answer(pred) == normalize_answer(ref))
-
-
-@functools.cache
-def _rouge_scorer() -> Any:
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-
-
-def rouge_l(pred: str, ref: str) -> float:
-    """ROUGE-L F1 of the longest common subsequence (Porter-stemmed words)."""
-    return _rouge_scorer().score(ref, pred)["rougeL"].fmeasure
-
-
-def score_answers(preds: list[str], refs: list[str]) -> dict[str, float]:
-    """Mean exact match and ROUGE-L over aligned predictions and references."""
-    if len(preds) != len(refs):
-        raise ValueError(f"{len(preds)} predictions for {len(refs)} references")
-    if not refs:
-        return {name: 0.0 for name in METRICS}
-    return {
-        "exact_match": sum(map(exact_match, preds, refs)) / len(refs),
-        "rouge_l": sum(map(rouge_l, preds, refs)) / len(refs),
-    }
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").strip() or "∅"
-
-
-def render_report(metrics: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """Markdown: a base-vs-tuned metric table, then the first answers side by side."""
-    lines = [
-        f"# Evaluation of `{metrics['adapter']}`",
-        "",
-        f"Base model `{metrics['base_model']}`; dataset version `{metrics['dataset_version']}`; "
-        f"{metrics['n']} eval questions.",
-        "",
-        "| metric | base | tuned | delta |",
-        "|---|---:|---:|---:|",
-    ]
-    for name in METRICS:
-        base, tuned = metrics["base"][name], metrics["tuned"][name]
-        lines.append(f"| {name} | {base:.3f} | {tuned:.3f} | {tuned - base:+.3f} |")
-    lines += [
-        "",
-        f"## Answers (first {min(len(rows), REPORT_ROWS)} of {len(rows)})",
-        "",
-        "| question | reference | base | tuned |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {_cell(r['question'])} | {_cell(r['reference'])} | {_cell(r['base'])} "
-        f"| {_cell(r['tuned'])} |"
-        for r in rows[:REPORT_ROWS]
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def evaluate_run(run_dir: Path, cfg: EvaluateConfig) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: Path, cfg: EvaluateConfig, ws: Workspace, teacher: TeacherConfig | None = None
+) -> dict[str, Any]:
     """Score a run's base and tuned model on its eval split; write ``run_dir/eval/``."""
+    from tasks.eval_judge import rates
+    from tasks.eval_regression import regression_check, regression_markdown
+    from tasks.eval_report import plot_scores, render_report, write_csv
+    from tasks.eval_stats import metric_intervals, outcome_intervals
+
     manifest = read_json(run_dir / "manifest.json")
     pairs = read_records(Path(manifest["dataset_dir"]) / "eval.jsonl", QAPair)
     pairs = pairs[: cfg.max_items] if cfg.max_items else pairs
-    questions = [p.question for p in pairs]
     refs = [p.answer for p in pairs]
-    system_prompt = manifest["config"]["system_prompt"]
-    base_model, adapter = manifest["base_model"], manifest["adapter_dir"]
+    cache = EvalCache(ws.root / "cache" / "eval")
+    champ_id, champ = champion_run(ws, manifest["run_id"])
+    answers, backend, why = generate(manifest, champ, [p.question for p in pairs], cfg, cache)
+    texts = {side: [a.text for a in ans] for side, ans in answers.items()}
+    scores = {side: item_scores(t, refs) for side, t in texts.items()}
 
-    base = generate_answers(base_model, None, questions, cfg, system_prompt)
-    tuned = generate_answers(base_model, adapter, questions, cfg, system_prompt)
+    note = judge_skip_note(teacher, cfg)
+    judged, judge_model, prompt_versions = None, None, None
+    if note is None and teacher is not None:
+        judged, judge_model, prompt_versions = run_judge(teacher, cfg, pairs, texts, cache)
+    for side, items in scores.items():
+        grades = judged.grades[side] if judged else [None] * len(items)
+        for it, g in zip(items, grades, strict=True):
+            it["judge_score"] = None if g is None else float(g.score)
+    outcomes = judged.outcomes if judged else [None] * len(pairs)
+
+    sources = source_texts(ws, {p.chunk_id for p in pairs})
+    rules = ErrorRules(cfg.repetition_ngram, cfg.repetition_min_count, cfg.verbosity_ratio)
+    flags = {
+        side: [
+            categorize(a.text, p.answer, sources.get(p.chunk_id, ""), a.truncated, rules)
+            for a, p in zip(answers[side], pairs, strict=True)
+        ]
+        for side in SIDES
+    }
+    errors = {side: summarize(flags[side], [p.id for p in pairs]) for side in SIDES}
+    overall = {side: mean_scores(scores[side], METRICS) for side in answers}
+    decided = [o for o in outcomes if o is not None]
+    ci95: dict[str, Any] = metric_intervals(
+        scores["base"], scores["tuned"], METRICS, cfg.bootstrap_resamples, cfg.seed
+    )
+    ci95["pairwise"] = outcome_intervals(decided, cfg.bootstrap_resamples, cfg.seed)
+    pairwise = rates(decided)
+    verdict = gate(overall["base"], overall["tuned"], pairwise, overall.get("champion"), cfg)
+    if verdict.promoted:
+        ws.write_pointer(CHAMPION, manifest["run_id"])
+
+    base_model, adapter = manifest["base_model"], manifest["adapter_dir"]
     lineage = {
+        "run_id": manifest["run_id"],
+        "dataset_version": manifest["dataset_version"],
+        "n": len(pairs),
+        "eval_items_hash": stable_hash(sorted(p.id for p in pairs), 12),
+        "base_model": base_model,
+        "adapter": adapter,
+        "adapter_hash": adapter_hash(adapter),
+        "backend": backend,
+        "backend_why": why,
+        "max_new_tokens": cfg.max_new_tokens,
+        "system_prompt_hash": stable_hash(manifest["config"]["system_prompt"], 12),
+        "judge": {
+            "enabled": judged is not None,
+            "model": judge_model,
+            "note": note,
+            "prompt_versions": prompt_versions,
+        },
+        "champion_before": champ_id,
+    }
+    metrics = {
+        "base": overall["base"],
+        "tuned": overall["tuned"],
+        "pairwise": pairwise,
+        "ci95": ci95,
+        "promoted": verdict.promoted,
+        "n": len(pairs),
         "dataset_version": manifest["dataset_version"],
         "adapter": adapter,
         "base_model": base_model,
-    }
-    metrics = {
-        "base": score_answers(base, refs),
-        "tuned": score_answers(tuned, refs),
-        "n": len(pairs),
-        **lineage,
+        "champion": overall.get("champion"),
+        "errors": {side: {c: v["count"] for c, v in errors[side].items()} for side in SIDES},
+        "lineage": lineage,
     }
     rows = [
         {
             "id": p.id,
             "question": p.question,
             "reference": p.answer,
-            "base": b,
-            "tuned": t,
-            "rouge_l": {"base": rouge_l(b, p.answer), "tuned": rouge_l(t, p.answer)},
-            "exact_match": {"base": exact_match(b, p.answer), "tuned": exact_match(t, p.answer)},
+            "chunk_id": p.chunk_id,
+            "base": texts["base"][i],
+            "tuned": texts["tuned"][i],
+            "truncated": {s: answers[s][i].truncated for s in SIDES},
+            "scores": {s: scores[s][i] for s in SIDES},
+            "judge": {
+                "reason": {
+                    s: (g.reason if (g := judged.grades[s][i]) else "") if judged else ""
+                    for s in SIDES
+                },
+                "verdicts": [v.winner if v else None for v in judged.verdicts[i]] if judged else [],
+                "outcome": outcomes[i],
+            },
+            "errors": {s: flags[s][i] for s in SIDES},
         }
-        for p, b, t in zip(pairs, base, tuned, strict=True)
+        for i, p in enumerate(pairs)
     ]
     out = run_dir / "eval"
-    report = render_report(metrics, rows)
+    plot = plot_scores(rows, out / "scores.png")
+    regression = regression_check(
+        base_model, adapter, cfg.regression_data, out / "harness", cfg.regression_limit
+    )
+    metrics["regression"] = regression
+    extra = {
+        "lineage": lineage,
+        "errors": errors,
+        "plot": "scores.png",
+        "plot_metric": plot,
+        "gate": {"champion_before": champ_id, "checks": verdict.checks},
+        "sources_missing": len({p.chunk_id for p in pairs} - sources.keys()),
+        "regression_md": regression_markdown(regression),
+    }
+    report = render_report(metrics, rows, extra, METRICS)
     write_jsonl(out / "predictions.jsonl", rows)
+    write_csv(rows, out / "predictions.csv", METRICS)
     write_json(out / "metrics.json", metrics)
     write_json(
         out / "manifest.json",
-        {**lineage, "run_id": manifest["run_id"], "config": cfg.model_dump(mode="json")},
+        {
+            **lineage,
+            "config": cfg.model_dump(mode="json"),
+            "cache": {"hits": cache.hits, "misses": cache.misses},
+        },
     )
     atomic_write_text(out / "report.md", report)
     return {"report": str(out / "report.md"), "metrics": metrics, "markdown": report}
 
 
 @task(name="evaluate")
-def evaluate(run_dir: str, cfg: EvaluateConfig, workspace: str) -> dict[str, Any]:
+def evaluate(
+    run_dir: str, cfg: EvaluateConfig, workspace: str, teacher: TeacherConfig | None = None
+) -> dict[str, Any]:
     """Evaluate fine-tuning run ``run_dir`` against its base; return report path and metrics.
 
-    ``workspace`` is unused beyond keeping the signature of every stage task.
+    ``teacher`` is the judge's endpoint (None or extractive: no judge).
     """
-    result = evaluate_run(Path(run_dir), cfg)
+    result = evaluate_run(Path(run_dir), cfg, Workspace(Path(workspace)), teacher)
     if in_prefect_run():
         from prefect.artifacts import create_markdown_artifact
 

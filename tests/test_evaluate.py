@@ -1,94 +1,33 @@
-"""Evaluation: metrics on commented cases (with a rouge-score parity check), the report, and the
-evaluate task on a run trained on planted facts, where the tuned model must beat its base."""
+"""The evaluate stage on a run trained on planted facts, where the tuned model must beat its
+base: the files it writes, metrics.json's shape, the answer cache, promotion to CHAMPION and a
+worse run held back, and a judge wired through the whole path (a scripted backend; the real
+server is in test_eval_vllm.py). Metrics, judge parsing and the gate have their own modules."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
 
 import tasks.evaluate as ev
-from faqforge.config import EvaluateConfig
+from faqforge.config import EvaluateConfig, TeacherConfig
+from faqforge.storage import read_json, write_json
+from faqforge.teachers.base import Completion, Usage
+from tasks.eval_judge import ANSWER_SCHEMA
+from tasks.eval_metrics import REFERENCE_METRICS
+
+METRICS = {*REFERENCE_METRICS, "judge_score"}
 
 
-@pytest.mark.parametrize(
-    ("pred", "ref", "expected"),
-    [
-        ("Paris", "paris", 1.0),  # case
-        ("The Eiffel Tower.", "eiffel tower", 1.0),  # article and punctuation
-        ("  an   apple ", "apple", 1.0),  # whitespace and article
-        ("Paris, France", "Paris France", 1.0),  # punctuation inside
-        ("Paris", "Lyon", 0.0),  # different answer
-        ("theatre", "atre", 0.0),  # "the" only as a whole word
-        ("", "", 1.0),  # both empty
-        ("Paris is nice", "Paris", 0.0),  # extra words are not a match
-    ],
-)
-def test_exact_match(pred, ref, expected):
-    assert ev.exact_match(pred, ref) == expected
+def test_importing_the_stage_does_not_import_torch():
+    import subprocess
+    import sys
 
-
-@pytest.mark.parametrize(
-    ("pred", "ref", "expected"),
-    [
-        ("the cat sat on the mat", "the cat sat on the mat", 1.0),  # identical
-        ("", "the cat sat", 0.0),  # nothing predicted
-        ("dog", "the cat sat", 0.0),  # no overlap
-        # LCS "the cat" = 2 words: P = 2/2, R = 2/3, F = 0.8
-        ("the cat", "the cat sat", 0.8),
-        # LCS "cat sat" in order despite the inserted word: P = 2/3, R = 2/2, F = 0.8
-        ("cat quietly sat", "cat sat", 0.8),
-        ("Cats sitting", "cat sits", 1.0),  # Porter stemming: cats→cat, sitting/sits→sit
-    ],
-)
-def test_rouge_l(pred, ref, expected):
-    assert ev.rouge_l(pred, ref) == pytest.approx(expected)
-
-
-def test_rouge_l_matches_rouge_score():
-    from rouge_score import rouge_scorer
-
-    reference = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    cases = [
-        ("Refunds are paid within 30 days.", "Refunds are paid in thirty days."),
-        ("Use the VPN client", "Connect with the corporate VPN client before logging in."),
-        ("Badges are issued by reception on day one", "Reception issues badges."),
-        ("ünïcode wörds", "unicode words"),
-    ]
-    for pred, ref in cases:
-        assert ev.rouge_l(pred, ref) == reference.score(ref, pred)["rougeL"].fmeasure
-
-
-def test_score_answers_means():
-    preds, refs = ["Paris", "the cat", "x"], ["paris", "the cat sat", "y"]
-    scores = ev.score_answers(preds, refs)
-    assert scores["exact_match"] == pytest.approx(1 / 3)
-    assert scores["rouge_l"] == pytest.approx((1.0 + 0.8 + 0.0) / 3)
-    assert ev.score_answers([], []) == {"exact_match": 0.0, "rouge_l": 0.0}
-    with pytest.raises(ValueError, match="2 predictions for 1"):
-        ev.score_answers(["a", "b"], ["a"])
-
-
-def test_render_report():
-    metrics = {
-        "base": {"exact_match": 0.0, "rouge_l": 0.1},
-        "tuned": {"exact_match": 0.5, "rouge_l": 0.75},
-        "n": 25,
-        "dataset_version": "ds-1",
-        "adapter": "runs/ft-1/adapter",
-        "base_model": "tiny",
-    }
-    rows = [
-        {"question": f"q{i} | pipe", "reference": "line\nbreak", "base": "", "tuned": "t"}
-        for i in range(25)
-    ]
-    md = ev.render_report(metrics, rows)
-    assert "| rouge_l | 0.100 | 0.750 | +0.650 |" in md
-    assert "| exact_match | 0.000 | 0.500 | +0.500 |" in md
-    assert "## Answers (first 20 of 25)" in md
-    assert "| q0 \\| pipe | line break | ∅ | t |" in md  # escaped pipe, joined lines, empty mark
-    assert "q19" in md and "q20" not in md
+    code = "import sys, tasks.evaluate, flows.evaluate; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.fixture(scope="module")
@@ -102,41 +41,170 @@ def planted(tmp_path_factory) -> dict:
 
 @pytest.mark.slow
 def test_generation_is_batch_independent(planted):
+    from tasks.eval_generate import generate_transformers
+
     questions = ["What colour is the kettle?", "What colour is the umbrella?", "Hi?"]
     base, adapter = planted["cfg"].base_model, planted["summary"]["adapter_dir"]
     prompt = planted["cfg"].system_prompt
-    batched = ev.generate_answers(
-        base, adapter, questions, EvaluateConfig(batch_size=3, max_new_tokens=16), prompt
+    cfg = EvaluateConfig(max_new_tokens=16)
+    batched = generate_transformers(
+        base, adapter, questions, cfg.model_copy(update={"batch_size": 3}), prompt
     )
-    single = ev.generate_answers(
-        base, adapter, questions, EvaluateConfig(batch_size=1, max_new_tokens=16), prompt
+    single = generate_transformers(
+        base, adapter, questions, cfg.model_copy(update={"batch_size": 1}), prompt
     )
     assert batched == single  # left padding does not change greedy answers
-    assert batched[0] == "The kettle is red."  # stops at <|eot_id|>, special tokens dropped
+    assert batched[0].text == "The kettle is red."  # stops at <|eot_id|>, special tokens dropped
+    assert not batched[0].truncated  # it stopped on its own
+    cut = generate_transformers(
+        base, adapter, questions[:1], EvaluateConfig(max_new_tokens=2), prompt
+    )
+    assert cut[0].truncated and "The kettle is red.".startswith(cut[0].text)  # 2 tokens
 
 
 @pytest.mark.slow
-def test_evaluate_task_tuned_beats_base(planted):
+def test_evaluate_task_tuned_beats_base_and_is_promoted(planted):
     run_dir = Path(planted["summary"]["run_dir"])
-    result = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(planted["ws"]))
+    ws = planted["ws"]
+    result = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(ws))
     m = result["metrics"]
     print(f"\nbase {m['base']}  tuned {m['tuned']}")
     assert m["tuned"]["rouge_l"] > m["base"]["rouge_l"] + 0.3
+    assert m["tuned"]["token_f1"] > m["base"]["token_f1"] + 0.3
+    assert m["tuned"]["embedding_cosine"] > m["base"]["embedding_cosine"]
     assert m["tuned"]["exact_match"] >= 0.5
+    assert set(m["base"]) == set(m["tuned"]) == METRICS
+    assert m["base"]["judge_score"] is None  # no teacher given: judge skipped, key kept
+    assert m["pairwise"] == {"win": None, "tie": None, "loss": None}
+    lo, hi = m["ci95"]["delta"]["rouge_l"]
+    assert 0 < lo <= m["tuned"]["rouge_l"] - m["base"]["rouge_l"] <= hi
     assert m["n"] == 6 and m["dataset_version"] == "ds-planted"
     assert m["adapter"] == str(run_dir / "adapter")
+    assert m["promoted"] is True
+    assert (ws / "runs" / "CHAMPION").read_text().strip() == run_dir.name
 
     out = run_dir / "eval"
     assert result["report"] == str(out / "report.md")
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert {p.name for p in out.iterdir()} == {
         "manifest.json",
         "metrics.json",
         "predictions.jsonl",
+        "predictions.csv",
         "report.md",
-    ]
+        "scores.png",
+    }
     assert json.loads((out / "metrics.json").read_text()) == m
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = read_json(out / "manifest.json")
     assert (manifest["dataset_version"], manifest["adapter"]) == ("ds-planted", m["adapter"])
+    assert manifest["judge"]["note"] == "no teacher configuration was given"
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and {"question", "reference", "base", "tuned"} <= rows[0].keys()
-    assert "| rouge_l |" in (out / "report.md").read_text()
+    assert len(rows) == 6 and rows[0]["tuned"] == "The kettle is red."
+    with (out / "predictions.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == 6 and float(table[0]["exact_match_tuned"]) == 1.0
+    report = (out / "report.md").read_text()
+    for shown in (
+        "| rouge_l |",
+        "| token_f1 |",
+        "ds-planted",
+        "**promoted**",
+        "judge: skipped",
+        "![score histogram](scores.png)",
+        "| repetition |",
+        "General-ability regression check",
+        "Skipped: no local dataset configured",
+    ):
+        assert shown in report, shown
+    assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_evaluating_again_generates_nothing(planted):
+    run_dir = Path(planted["summary"]["run_dir"])
+    first = read_json(run_dir / "eval" / "metrics.json")
+    again = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(planted["ws"]))
+    manifest = read_json(run_dir / "eval" / "manifest.json")
+    assert manifest["cache"] == {"hits": 12, "misses": 0}  # 6 questions x (base, tuned)
+    assert again["metrics"]["tuned"] == first["tuned"]
+
+
+def untrained_run(planted, run_id: str) -> Path:
+    """A run whose adapter is freshly initialised (LoRA B = 0): it answers exactly as base."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    ws, base = planted["ws"], planted["cfg"].base_model
+    run_dir = ws / "runs" / run_id
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(
+        run_dir / "adapter"
+    )
+    manifest = read_json(Path(planted["summary"]["run_dir"]) / "manifest.json")
+    write_json(
+        run_dir / "manifest.json",
+        {**manifest, "run_id": run_id, "adapter_dir": str(run_dir / "adapter")},
+    )
+    return run_dir
+
+
+@pytest.mark.slow
+def test_run_that_does_not_beat_base_is_not_promoted(planted):
+    champion = Path(planted["summary"]["run_dir"]).name
+    ev.evaluate.fn(planted["summary"]["run_dir"], EvaluateConfig(max_items=6), str(planted["ws"]))
+    run_dir = untrained_run(planted, "ft-untrained")
+    m = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(planted["ws"]))["metrics"]
+    assert m["tuned"]["rouge_l"] == m["base"]["rouge_l"]  # identical answers
+    assert m["promoted"] is False
+    assert (planted["ws"] / "runs" / "CHAMPION").read_text().strip() == champion
+    assert m["champion"]["rouge_l"] > m["tuned"]["rouge_l"]  # champion re-scored on these items
+    assert m["lineage"]["champion_before"] == champion
+    report = (run_dir / "eval" / "report.md").read_text()
+    assert "**not promoted**" in report
+    assert "FAIL: rouge_l" in report and "vs base" in report and "vs champion" in report
+
+
+class ReferenceJudge:
+    """Grades 10 an answer equal to the reference and 1 otherwise; prefers that answer."""
+
+    model = "reference-judge"
+
+    async def chat(self, messages, schema, *, temperature, max_tokens):
+        user = messages[1]["content"]
+        ref = user.split("Reference answer:\n", 1)[1].split("\n\n", 1)[0]
+        if schema is ANSWER_SCHEMA:
+            answer = user.split("Assistant's answer:\n", 1)[1].split("\n\nReply", 1)[0]
+            reply = {
+                "reason": "matches" if answer == ref else "differs",
+                "score": 10 if answer == ref else 1,
+            }
+        else:
+            a = user.split("Answer A:\n", 1)[1].split("\n\nAnswer B:", 1)[0]
+            b = user.split("Answer B:\n", 1)[1].split("\n\nReply", 1)[0]
+            reply = {"reason": "r", "winner": "A" if a == ref else "B" if b == ref else "tie"}
+        return Completion(json.dumps(reply), Usage(50, 10), "stop")
+
+    async def aclose(self):
+        pass
+
+
+@pytest.mark.slow
+def test_judge_results_reach_metrics_and_report(planted, monkeypatch):
+    import faqforge.teachers
+
+    monkeypatch.setattr(faqforge.teachers, "make_backend", lambda cfg, judge: ReferenceJudge())
+    teacher = TeacherConfig(kind="openai", model="reference-judge")
+    run_dir = planted["summary"]["run_dir"]
+    m = ev.evaluate.fn(run_dir, EvaluateConfig(max_items=6), str(planted["ws"]), teacher)["metrics"]
+    exact = m["tuned"]["exact_match"]
+    assert m["tuned"]["judge_score"] == pytest.approx(10 * exact + 1 * (1 - exact))
+    assert m["base"]["judge_score"] == 1.0
+    # tuned wins exactly where it matches the reference, in both orders; elsewhere a tie
+    assert m["pairwise"] == {
+        "win": pytest.approx(exact),
+        "tie": pytest.approx(1 - exact),
+        "loss": 0.0,
+    }
+    assert m["lineage"]["judge"]["model"] == "reference-judge"
+    report = (Path(run_dir) / "eval" / "report.md").read_text()
+    assert "- win: " in report and "judge_score" in report
