@@ -23,7 +23,11 @@ from faqforge.stage import (
 from faqforge.storage import Workspace
 
 # Tasks that call a network service retry; pure compute stages do not.
-IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 5, 15], "retry_jitter_factor": 0.5}
+IO_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [2, 5, 15],
+    "retry_jitter_factor": 0.5,
+}
 
 
 def params_key(stage: str, module: ModuleType, params: dict[str, Any]) -> str:

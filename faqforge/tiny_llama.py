@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from faqforge.chat import LLAMA3_CHAT_TEMPLATE
 from faqforge.storage import atomic_write_text
@@ -117,7 +118,8 @@ def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
 
     build_tokenizer(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (BOS, EOT, EOS, PAD)}
+    # One token each, so each id is an int (the stub also allows a list).
+    ids = {t: cast(int, tokenizer.convert_tokens_to_ids(t)) for t in (BOS, EOT, EOS, PAD)}
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,

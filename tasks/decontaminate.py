@@ -102,8 +102,8 @@ class Contamination:
         if (hit := self.grams.collision(tokens)) is not None:
             ref, gram = hit
             return "eval_overlap", ref, f"shares {len(gram)} words: {' '.join(gram)!r}"
-        if (ref := self.questions.get(normalise(pair.question))) is not None:
-            return "eval_question", ref, "same normalised question"
+        if (same := self.questions.get(normalise(pair.question))) is not None:
+            return "eval_question", same, "same normalised question"
         near = sorted(
             (-jac, i)
             for i in self.lsh.query(sig)

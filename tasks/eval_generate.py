@@ -19,6 +19,7 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from faqforge.chat import prompt_messages
 from faqforge.config import EvaluateConfig
@@ -92,7 +93,10 @@ def generate_transformers(
         adapter_dir if has_own else model_path, trust_remote_code=False
     )
     tokenizer.padding_side = "left"  # decoder-only: new tokens must follow the prompt directly
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, **LOAD_KWARGS)
+    # Any: transformers' stubs do not type a PeftModel or BatchEncoding as usable here.
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=torch.float32, **LOAD_KWARGS
+    )
     if adapter_dir:
         from peft import PeftModel
 
@@ -109,9 +113,10 @@ def generate_transformers(
         batch = [
             prompt_messages(q, system_prompt) for q in questions[start : start + cfg.batch_size]
         ]
-        inputs = tokenizer.apply_chat_template(
+        encoded: Any = tokenizer.apply_chat_template(
             batch, add_generation_prompt=True, padding=True, return_dict=True, return_tensors="pt"
-        ).to(device)
+        )
+        inputs = encoded.to(device)
         with torch.inference_mode():
             out = model.generate(
                 **inputs,
@@ -122,7 +127,7 @@ def generate_transformers(
             )
         for row in out[:, inputs["input_ids"].shape[1] :].tolist():
             stopped = any(t in stop_ids for t in row)
-            text = tokenizer.decode(row, skip_special_tokens=True).strip()
+            text = str(tokenizer.decode(row, skip_special_tokens=True)).strip()
             answers.append(Answer(text, truncated=not stopped and len(row) >= cfg.max_new_tokens))
     return answers
 
@@ -187,7 +192,7 @@ def answer_all(
         for i, answer in zip(idx, new, strict=True):
             answers[i] = answer
             cache.put("answers", ks[i], {"text": answer.text, "truncated": answer.truncated})
-        results.append(answers)
+        results.append(cast(list[Answer], answers))  # every miss was generated above
     return results
 
 

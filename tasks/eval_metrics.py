@@ -74,7 +74,7 @@ def embedding_cosines(preds: list[str], refs: list[str]) -> list[float]:
     return [float(s) if p.strip() else 0.0 for s, p in zip(sims, preds, strict=True)]
 
 
-def item_scores(preds: list[str], refs: list[str]) -> list[dict[str, float]]:
+def item_scores(preds: list[str], refs: list[str]) -> list[dict[str, float | None]]:
     """Every reference metric for each aligned (prediction, reference)."""
     if len(preds) != len(refs):
         raise ValueError(f"{len(preds)} predictions for {len(refs)} references")

@@ -158,7 +158,9 @@ def evaluate_run(
     champ_id, champ = champion_run(ws, manifest["run_id"])
     answers, backend, why = generate(manifest, champ, [p.question for p in pairs], cfg, cache)
     texts = {side: [a.text for a in ans] for side, ans in answers.items()}
-    scores = {side: item_scores(t, refs) for side, t in texts.items()}
+    scores: dict[str, list[dict[str, float | None]]] = {
+        side: item_scores(t, refs) for side, t in texts.items()
+    }
 
     note = judge_skip_note(teacher, cfg)
     judged, judge_model, prompt_versions = None, None, None

@@ -68,12 +68,13 @@ def train_run(
     from faqforge.models import resolve_base_model
 
     manifest = _dataset_manifest(dataset_dir)
+    version = str(manifest["version"])
     dataset = {
-        "version": str(manifest["version"]),
+        "version": version,
         "content_hash": manifest.get("content_hash"),
         "dir": str(dataset_dir),
     }
-    rid = run_id(dataset["version"], cfg)
+    rid = run_id(version, cfg)
     run_dir = ws.runs / rid
     adapter_dir = run_dir / "adapter"
     base_model = resolve_base_model(cfg, ws)

@@ -101,7 +101,7 @@ def run_suites(
             gx.Checkpoint(
                 name=suite.name,
                 validation_definitions=[definition],
-                actions=actions,
+                actions=actions,  # type: ignore[arg-type]  # list is invariant; GX takes subclasses
                 result_format={"result_format": "COMPLETE"},
             )
         )

@@ -73,9 +73,10 @@ class OpenAIBackend:
     ) -> Completion:
         for attempt in range(self.max_retries + 1):
             try:
-                response = await self._get_client().chat.completions.create(
+                # The stubs want typed message/format params; plain dicts are what is sent.
+                response = await self._get_client().chat.completions.create(  # type: ignore[call-overload]
                     model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
+                    messages=messages,
                     temperature=temperature,
                     max_tokens=max_tokens,
                     response_format={

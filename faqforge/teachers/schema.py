@@ -135,5 +135,5 @@ def parse_ratings(text: str, n_pairs: int) -> list[Rating]:
                 f"ratings[{i}] needs integer {', '.join(CRITERIA)} in 1..10 and a reason",
                 raw=text,
             )
-        ratings.append(Rating(*marks, reason=reason.strip()))  # type: ignore[arg-type]
+        ratings.append(Rating(*marks, reason=reason.strip()))  # type: ignore[arg-type,misc]
     return ratings
