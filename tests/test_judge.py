@@ -57,9 +57,11 @@ def test_low_rated_pairs_are_rejected_with_the_judges_reason(proxy, tmp_path):
     assert result.counts().as_dict() == {"in": 4, "out": 3, "rejected": {"low_score": 1}}
     # One request per chunk, the chunk text and every pair in it, a ratings schema.
     assert len(proxy.requests) == 3 and result.stats.requests == 3
-    user = proxy.requests[0]["messages"][1]["content"]
-    assert CHUNKS[0].text in user and "cheese" in user and "What is part 0?" in user
-    schema = proxy.requests[0]["response_format"]["json_schema"]["schema"]
+    # Chunks are judged concurrently: find chunk 0's request rather than assume it came first.
+    (first,) = [r for r in proxy.requests if CHUNKS[0].text in r["messages"][1]["content"]]
+    user = first["messages"][1]["content"]
+    assert "cheese" in user and "What is part 0?" in user
+    schema = first["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["ratings"]["minItems"] == 2
 
 
