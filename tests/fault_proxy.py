@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from loopback import LoopbackServer
 
-class FaultProxy:
+
+class FaultProxy(LoopbackServer):
     """``with FaultProxy("http://127.0.0.1:8000/v1") as proxy: ... proxy.base_url``."""
 
     def __init__(self, upstream: str, hang_s: float = 5.0):
@@ -31,28 +32,8 @@ class FaultProxy:
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.hang_s = hang_s
         self.faults: deque[str] = deque()
-        self.requests: list[dict[str, Any]] = []
         self.auth_headers: list[str] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        super().__init__()
 
     def forward(self, path: str, body: bytes, auth: str) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection(*self.upstream, timeout=600)

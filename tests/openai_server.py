@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback import LoopbackServer
 
 ALWAYS_MALFORMED = "ALWAYS_MALFORMED"
 _FENCE = re.compile(r"^(`{3,})document\n(.*?)\n\1$", re.S | re.M)
@@ -57,32 +58,12 @@ def _reply_pairs(body: dict[str, Any], schema: dict[str, Any]) -> list[dict[str,
     ]
 
 
-class OpenAICompatServer:
+class OpenAICompatServer(LoopbackServer):
     """``with OpenAICompatServer() as server: ... server.base_url`` → ``http://127.0.0.1:P/v1``."""
 
     def __init__(self, delay_s: float = 0.0):
         self.delay_s = delay_s
-        self.requests: list[dict[str, Any]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> OpenAICompatServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        super().__init__()
 
     def respond(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Status and JSON body for one request."""
