@@ -36,6 +36,9 @@ class ChunkConfig(Section):
     overlap_tokens: int = Field(32, ge=0)
     # None: the student's own tokenizer, so chunk sizes are what the student will see.
     tokenizer: str | None = None
+    # Ceiling on chunks per run: a runaway corpus ends the stage with a report (the documents
+    # past it are rejected as `chunk_limit`) instead of a teacher bill or an OOM.
+    max_chunks: int | None = Field(100_000, ge=1)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkConfig:
@@ -242,6 +245,12 @@ class FinetuneConfig(Section):
     gradient_checkpointing: bool | None = None
     # Refuse to start when the estimated peak memory exceeds what the device has.
     check_memory: bool = True
+    # Wall-clock ceiling on training: reaching it saves the adapter trained so far and the run
+    # reports `stopped: time_limit`. None: no ceiling.
+    max_train_seconds: float | None = Field(None, gt=0)
+    # Name of a Prefect global concurrency limit held while training (one slot per GPU), so
+    # two deployments never share a GPU. Create it: `prefect gcl create gpu --limit 1`.
+    gpu_concurrency_limit: str | None = None
 
 
 EvalMetric = Literal["exact_match", "token_f1", "rouge_l", "embedding_cosine", "judge_score"]
@@ -287,6 +296,34 @@ class EvaluateConfig(Section):
     regression_limit: int | None = Field(None, ge=1)
 
 
+class RunnerConfig(Section):
+    """Where the data stages' tasks run: threads here, or a Dask / Ray cluster."""
+
+    # thread: in this process; dask: prefect-dask (a LocalCluster, or `address`); ray:
+    # prefect-ray (extra `ray`).
+    kind: Literal["thread", "dask", "ray"] = "thread"
+    address: str | None = None  # an existing scheduler (tcp://host:8786, ray://host:10001)
+    workers: int = Field(2, ge=1)  # LocalCluster size when no address is given
+
+
+class StorageConfig(Section):
+    """Durable copies beyond the laptop: published datasets, runs and reports are mirrored to
+    an fsspec URL (s3://, gs://, az://, file://) after each flow; a missing dataset version or
+    run is fetched from there. Credentials come from the fsspec backend's own environment."""
+
+    remote_url: str | None = None
+    storage_options: dict[str, Any] = {}
+
+
+class NotifyConfig(Section):
+    """Where a failed flow run is reported: a Prefect webhook block by name, or a URL."""
+
+    webhook_block: str | None = None  # e.g. a saved `custom-webhook` or `slack-webhook` block
+    webhook_url: str | None = None  # plain JSON POST; the secret-free way for tests and dev
+    # Base of the links in the message; None: PREFECT_UI_URL.
+    ui_url: str | None = None
+
+
 class PipelineConfig(Section):
     name: str = "default"
     workspace: Path = Path(".faqforge")
@@ -301,6 +338,12 @@ class PipelineConfig(Section):
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     finetune: FinetuneConfig = FinetuneConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    runner: RunnerConfig = RunnerConfig()
+    storage: StorageConfig = StorageConfig()
+    notify: NotifyConfig = NotifyConfig()
+    # A second refresh on the same workspace waits this long for the first, then fails with
+    # a message naming the holder. 0: fail at once.
+    lock_timeout_s: float = Field(0.0, ge=0)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 
