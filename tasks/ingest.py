@@ -3,9 +3,13 @@
 Each file either becomes one document or one ``Rejection`` naming the file and the reason
 (``outside_root``, ``too_large``, ``binary``, ``not_utf8``, ``empty``, ``encrypted_pdf``,
 ``unreadable_pdf``, and ``unreadable`` for OS errors such as a dangling link). HTML headings
-become ``#`` lines so the chunker keeps heading paths.
-Not handled: URLs, OCR of scanned PDFs, encodings other than UTF-8 (such files are rejected,
-not guessed at), files whose extension is not in ``IngestConfig.extensions`` (not considered).
+become ``#`` lines so the chunker keeps heading paths; scripts and styles are dropped.
+Text that is not UTF-8 is decoded when charset-normalizer names one encoding with confidence
+(each such file is listed with its encoding in the stage's ``encodings.jsonl``); when no
+encoding fits, or rival encodings would read the bytes differently, the file is rejected as
+``not_utf8`` rather than guessed at.
+Not handled: URLs, OCR of scanned PDFs, files whose extension is not in
+``IngestConfig.extensions`` (not considered).
 Symlinked directories are not followed; one that points outside the root is rejected.
 """
 
@@ -16,14 +20,15 @@ import os
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from bs4 import BeautifulSoup, Comment, NavigableString
 from prefect import task
 
 from faqforge.config import IngestConfig
-from faqforge.records import Document, Rejection
+from faqforge.records import Document, Record, Rejection
 from faqforge.stage import (
     StageCounts,
     StageOutput,
@@ -38,6 +43,15 @@ from faqforge.tasking import publish_counts_artifact
 STAGE = "ingest"
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _DROP_TAGS = ["script", "style", "nav", "noscript", "template", "head"]
+# Encodings tried on text that is not UTF-8: what documents are commonly saved in. A short
+# list keeps detection fast and rival readings few (every single-byte code page decodes
+# anything).
+DETECTABLE_ENCODINGS = (
+    "utf_16", "utf_32", "cp1252", "latin_1", "iso8859_15", "cp1250", "cp1251", "koi8_r",
+    "cp932", "shift_jis", "euc_jp", "gb18030", "big5", "euc_kr",
+)  # fmt: skip
+MAX_CHAOS = 0.1  # charset-normalizer's "mess" ratio above which a reading is not considered
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 _BLOCK_TAGS = re.compile(
     r"^(p|div|section|article|header|footer|main|aside|blockquote|pre|table|tr|ul|ol|dl|dt|dd"
     r"|figure|figcaption|hr)$"
@@ -115,22 +129,52 @@ def pdf_to_text(data: bytes) -> str:
     return "\n\n".join(pages)
 
 
-def decode_text(data: bytes) -> str:
-    """UTF-8 (a BOM is dropped); anything else is rejected rather than guessed."""
-    if b"\x00" in data[:8192]:
+def detect_encoding(data: bytes, utf8_error: str) -> tuple[str, str]:
+    """``(text, encoding)`` of non-UTF-8 bytes when one reading is clearly right; else rejects.
+
+    Candidates that score as well as the best but decode to other text (Latin-1 French read
+    as cp1250 or cp1252) make the guess a coin toss: the file is rejected naming them.
+    """
+    from charset_normalizer import from_bytes
+
+    matches = from_bytes(data, cp_isolation=list(DETECTABLE_ENCODINGS), threshold=MAX_CHAOS)
+    best = matches.best()
+    if best is None:
+        raise Rejected("not_utf8", f"{utf8_error}, and no known encoding reads it as text; "
+                       "re-save as UTF-8")  # fmt: skip
+    text = str(best)
+    rivals = sorted(
+        m.encoding
+        for m in matches
+        if m.chaos <= best.chaos + 0.01 and m.coherence >= best.coherence - 0.05
+        and str(m) != text
+    )  # fmt: skip
+    if rivals:
+        names = ", ".join([best.encoding, *rivals])
+        raise Rejected("not_utf8", f"{utf8_error}; encoding ambiguous ({names}): re-save as UTF-8")
+    return text, best.encoding
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """``(text, encoding)``: UTF-8 (a BOM is dropped), else a confidently detected encoding."""
+    wide_bom = data.startswith(_WIDE_BOMS)  # UTF-16/32 text is full of NUL bytes
+    if not wide_bom and b"\x00" in data[:8192]:
         raise Rejected("binary", "NUL bytes in a text file; is the extension wrong?")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig"), "utf_8"
     except UnicodeDecodeError as exc:
-        raise Rejected("not_utf8", f"invalid UTF-8 at byte {exc.start}; re-save as UTF-8") from exc
+        return detect_encoding(data, f"invalid UTF-8 at byte {exc.start}")
 
 
-def extract_text(data: bytes, suffix: str) -> str:
-    """Normalised text of one file's bytes, chosen by its (lower-case) suffix."""
+def extract_text(data: bytes, suffix: str) -> tuple[str, str | None]:
+    """Normalised text of one file's bytes, chosen by its (lower-case) suffix, and the text
+    encoding it was read in (None for PDF)."""
     if suffix == ".pdf":
-        return normalise_text(pdf_to_text(data))
-    text = decode_text(data)
-    return html_to_text(text) if suffix in (".html", ".htm") else normalise_text(text)
+        return normalise_text(pdf_to_text(data)), None
+    text, encoding = decode_text(data)
+    if suffix in (".html", ".htm"):
+        return html_to_text(text), encoding
+    return normalise_text(text), encoding
 
 
 def title_of(text: str, path: Path) -> str:
@@ -144,10 +188,11 @@ def doc_id_for(source: str) -> str:
     return "doc-" + sha256_text(source, 12)
 
 
-def read_document(path: Path, root: Path, cfg: IngestConfig) -> Document:
-    """One file → one document; raises ``Rejected`` with the rule it broke."""
+def read_document(path: Path, root: Path, cfg: IngestConfig) -> tuple[Document, str | None]:
+    """One file → one document and the text encoding it was read in (None for PDF); raises
+    ``Rejected`` with the rule it broke. ``root`` must be resolved already."""
     real = path.resolve()
-    if not real.is_relative_to(root.resolve()):
+    if not real.is_relative_to(root):
         raise Rejected("outside_root", f"resolves to {real}, outside the corpus root")
     try:
         size = real.stat().st_size
@@ -158,11 +203,11 @@ def read_document(path: Path, root: Path, cfg: IngestConfig) -> Document:
     except OSError as exc:  # dangling link, permissions, vanished mid-run
         raise Rejected("unreadable", f"{type(exc).__name__}: {exc.strerror or exc}") from exc
     suffix = path.suffix.lower()
-    text = extract_text(data, suffix)
+    text, encoding = extract_text(data, suffix)
     if not text:
         raise Rejected("empty", "no text after extraction (scanned PDF or blank file?)")
     source = path.relative_to(root).as_posix()
-    return Document(
+    doc = Document(
         doc_id=doc_id_for(source),
         source=source,
         format="html" if suffix == ".htm" else suffix.lstrip("."),
@@ -170,6 +215,7 @@ def read_document(path: Path, root: Path, cfg: IngestConfig) -> Document:
         text=text,
         content_hash=sha256_text(text),
     )
+    return doc, encoding
 
 
 def iter_candidates(root: Path, extensions: list[str]) -> Iterator[Path]:
@@ -179,7 +225,7 @@ def iter_candidates(root: Path, extensions: list[str]) -> Iterator[Path]:
         dirnames.sort()
         here = Path(dirpath)
         for name in sorted(filenames):
-            if Path(name).suffix.lower() in wanted:
+            if os.path.splitext(name)[1].lower() in wanted:
                 yield here / name
         # os.walk does not descend into them; one pointing outside must not vanish silently.
         for name in dirnames:
@@ -187,20 +233,30 @@ def iter_candidates(root: Path, extensions: list[str]) -> Iterator[Path]:
                 yield here / name
 
 
-def ingest_corpus(root: Path, cfg: IngestConfig) -> tuple[list[Document], list[Rejection]]:
-    """Every candidate file under ``root`` → a document or a rejection (never both)."""
+def ingest_corpus(
+    root: Path, cfg: IngestConfig, encodings: dict[str, str] | None = None
+) -> tuple[list[Document], list[Rejection]]:
+    """Every candidate file under ``root`` → a document or a rejection (never both).
+
+    ``encodings``, when given, receives ``source → encoding`` for each document that was not
+    UTF-8 and was decoded by detection.
+    """
     if not root.is_dir():
         raise NotADirectoryError(f"corpus root {root} is not a directory (check `source`)")
+    root = root.resolve()  # once: per-file work stays constant however many files there are
     docs: list[Document] = []
     rejections: list[Rejection] = []
     for path in iter_candidates(root, cfg.extensions):
         source = path.relative_to(root).as_posix()
         try:
             if path.is_dir():  # a symlinked directory: only an escape is worth reporting
-                if path.resolve().is_relative_to(root.resolve()):
+                if path.resolve().is_relative_to(root):
                     continue
                 raise Rejected("outside_root", f"directory link to {path.resolve()}, not followed")
-            docs.append(read_document(path, root, cfg))
+            doc, encoding = read_document(path, root, cfg)
+            docs.append(doc)
+            if encoding not in (None, "utf_8") and encodings is not None:
+                encodings[source] = encoding
         except Rejected as rej:
             size = path.stat().st_size if path.exists() else path.lstat().st_size
             rejections.append(
@@ -218,7 +274,8 @@ def ingest_corpus(root: Path, cfg: IngestConfig) -> tuple[list[Document], list[R
 @task(name="ingest")
 def ingest(source: str, cfg: IngestConfig, workspace: str) -> StageOutput:
     """Read the corpus on every run (cheap); the output folder is keyed by what was read."""
-    docs, rejections = ingest_corpus(Path(source), cfg)
+    encodings: dict[str, str] = {}
+    docs, rejections = ingest_corpus(Path(source), cfg, encodings)
     seen = [[d.source, d.content_hash] for d in docs]
     key = stage_key(
         STAGE, module_hash(sys.modules[__name__]), seen, [r.to_dict() for r in rejections], cfg
@@ -227,7 +284,12 @@ def ingest(source: str, cfg: IngestConfig, workspace: str) -> StageOutput:
     if (done := finished_output(ws, STAGE, key)) is not None:
         return done
     counts = StageCounts.of(len(docs) + len(rejections), len(docs), rejections)
-    stats = {"chars": sum(len(d.text) for d in docs)}
-    out = save_output(ws, STAGE, key, {"documents": docs, "rejections": rejections}, counts, stats)
+    stats = {"chars": sum(len(d.text) for d in docs), "decoded_not_utf8": len(encodings)}
+    outputs: dict[str, Sequence[Record | dict[str, Any]]] = {
+        "documents": docs,
+        "rejections": rejections,
+        "encodings": [{"source": s, "encoding": e} for s, e in sorted(encodings.items())],
+    }
+    out = save_output(ws, STAGE, key, outputs, counts, stats)
     publish_counts_artifact(out)
     return out

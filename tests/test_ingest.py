@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from pypdf import PdfWriter
 
 from faqforge.config import IngestConfig
 from faqforge.records import Document, Rejection
+from faqforge.storage import iter_jsonl
 from tasks.ingest import doc_id_for, html_to_text, ingest, ingest_corpus, normalise_text
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "faqforge" / "sample_corpus"
@@ -26,6 +28,11 @@ def write(root: Path, name: str, content: str | bytes) -> Path:
     else:
         path.write_bytes(content)
     return path
+
+
+def noise(seed: int) -> bytes:
+    """Random bytes without NUL: binary that the NUL check does not catch."""
+    return bytes(b for b in random.Random(seed).randbytes(400) if b)
 
 
 def encrypted_pdf() -> bytes:
@@ -105,7 +112,9 @@ def test_pdf_text_layer_is_read(tmp_path: Path) -> None:
         ("blank.md", "  \n\n\t\n", "empty"),  # whitespace only
         ("scripts-only.html", "<script>x()</script><style>p{}</style>", "empty"),  # no visible text
         ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),  # NUL bytes
-        ("latin1.md", "caf\u00e9 au lait".encode("latin-1"), "not_utf8"),
+        # Latin-1: cp1250 and cp1252 read "è" differently and score alike, so no guess.
+        ("latin1.md", "caf\u00e9 cr\u00e8me".encode("latin-1"), "not_utf8"),
+        ("noise.txt", noise(0), "not_utf8"),  # binary without NUL bytes: no encoding fits
         ("broken.pdf", b"%PDF-1.4\nthis is not a pdf body", "unreadable_pdf"),
         ("locked.pdf", encrypted_pdf(), "encrypted_pdf"),
     ],
@@ -119,6 +128,35 @@ def test_each_rejection_reason_names_the_file(
     assert (rejection.record_id, rejection.stage, rejection.reason) == (name, "ingest", reason)
     assert rejection.detail.startswith(f"{name}: ")
     assert rejection.record == {"source": name, "bytes": path.stat().st_size}
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "detected"),
+    [
+        ("Привет, это русский текст для проверки кодировки.", "cp1251", "cp1251"),
+        ("日本語のテキストです。これはテストです。", "shift_jis", "cp932"),  # cp932 ⊃ Shift-JIS
+        ("# UTF-16\n\nWith a byte order mark, so NUL bytes are text.", "utf-16", "utf_16"),
+    ],
+)
+def test_non_utf8_text_is_decoded_when_detection_is_confident(
+    tmp_path: Path, text: str, encoding: str, detected: str
+) -> None:
+    write(tmp_path, "legacy.txt", text.encode(encoding))
+    write(tmp_path, "plain.md", "# Plain\n\nUTF-8 already.")
+    encodings: dict[str, str] = {}
+    docs, rejections = ingest_corpus(tmp_path, CFG, encodings)
+    assert rejections == []
+    assert {d.source: d.text for d in docs}["legacy.txt"] == normalise_text(text)
+    assert encodings == {"legacy.txt": detected}  # UTF-8 files are not listed
+
+
+def test_rejected_encodings_say_why(tmp_path: Path) -> None:
+    write(tmp_path, "latin1.md", "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e".encode("latin-1"))
+    write(tmp_path, "noise.txt", noise(1))
+    _, rejections = ingest_corpus(tmp_path, CFG)
+    detail = {r.record_id: r.detail for r in rejections}
+    assert "invalid UTF-8 at byte 3; encoding ambiguous (cp1250, cp1252" in detail["latin1.md"]
+    assert "no known encoding reads it as text; re-save as UTF-8" in detail["noise.txt"]
 
 
 def test_too_large_is_rejected_before_reading(tmp_path: Path) -> None:
@@ -177,12 +215,19 @@ def test_task_counts_add_up_and_a_rerun_reuses_the_output(tmp_path: Path) -> Non
     write(corpus, "one.md", "# One\n\ntext")
     write(corpus, "two.txt", "more text")
     write(corpus, "empty.md", "")
-    write(corpus, "bad.txt", b"\xff\xfe\x00")
+    write(corpus, "bad.txt", b"\x00\x01\x02")
+    write(corpus, "cyrillic.txt", "Привет, это русский текст для проверки.".encode("cp1251"))
 
     out = ingest.fn(str(corpus), CFG, str(ws))  # outside a Prefect run: no artifact, no error
-    assert out.counts.as_dict() == {"in": 4, "out": 2, "rejected": {"empty": 1, "binary": 1}}
-    assert [d.source for d in out.read("documents", Document)] == ["one.md", "two.txt"]
+    assert out.counts.as_dict() == {"in": 5, "out": 3, "rejected": {"empty": 1, "binary": 1}}
+    docs = out.read("documents", Document)
+    assert [d.source for d in docs] == ["cyrillic.txt", "one.md", "two.txt"]
     assert len(out.read("rejections", Rejection)) == 2
+    # The one file decoded by detection is listed with its encoding.
+    assert list(iter_jsonl(out.path("encodings"))) == [
+        {"source": "cyrillic.txt", "encoding": "cp1251"}
+    ]
+    assert out.stats["decoded_not_utf8"] == 1
 
     marker = Path(out.dir) / "_SUCCESS"
     written = marker.stat().st_mtime_ns
