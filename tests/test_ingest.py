@@ -246,3 +246,15 @@ def test_sample_corpus_ingests_without_rejections() -> None:
     assert 8 <= len(docs) <= 12
     for doc in docs:
         assert "according to the passage" not in doc.text.lower(), doc.source
+
+
+def test_ten_thousand_small_files_one_document_each(tmp_path: Path) -> None:
+    """No per-file overhead that grows with the corpus (bench/ingest_many_files.py times it)."""
+    corpus = tmp_path / "corpus"
+    for i in range(10_000):
+        write(corpus, f"d{i // 100:03d}/note-{i:05d}.md", f"# Note {i}\n\nItem {i} text.")
+    out = ingest.fn(str(corpus), CFG, str(tmp_path / "ws"))
+    assert out.counts.as_dict() == {"in": 10_000, "out": 10_000, "rejected": {}}
+    docs = out.read("documents", Document)
+    assert len({d.doc_id for d in docs}) == 10_000
+    assert docs[1234].source == "d012/note-01234.md" and docs[1234].text.endswith("Item 1234 text.")
