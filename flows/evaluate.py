@@ -11,7 +11,9 @@ from typing import Any
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
+from faqforge.locking import workspace_lock
 from faqforge.naming import flow_run_namer
+from faqforge.notify import notify_failure
 from faqforge.storage import Workspace
 from tasks.evaluate import evaluate
 
@@ -33,7 +35,7 @@ def run_dir(ws: Workspace, run: str | None) -> str:
     return str(path)
 
 
-@flow(name="evaluate", flow_run_name=flow_run_namer("evaluate"))
+@flow(name="evaluate", flow_run_name=flow_run_namer("evaluate"), on_failure=[notify_failure])
 def evaluate_flow(
     config: str = str(DEFAULT_CONFIG),
     overrides: list[str] | None = None,
@@ -45,9 +47,12 @@ def evaluate_flow(
     The teacher section names the judge's endpoint (none for the extractive teacher).
     """
     cfg = load_run_config(config, overrides, workspace=workspace)
-    return evaluate(
-        run_dir(Workspace(cfg.workspace), run), cfg.evaluate, str(cfg.workspace), cfg.teacher
-    )
+    # An evaluation reads runs/CHAMPION first and may replace it last: one at a time, or the
+    # slower of two would overwrite a promotion it never compared against.
+    with workspace_lock(cfg.workspace, "evaluate", cfg.lock_timeout_s):
+        return evaluate(
+            run_dir(Workspace(cfg.workspace), run), cfg.evaluate, str(cfg.workspace), cfg.teacher
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ from typing import Any
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
+from faqforge.locking import workspace_lock
 from faqforge.naming import flow_run_namer
+from faqforge.notify import notify_failure
 from faqforge.storage import Workspace
 from tasks.chunk import chunk
 from tasks.curate import curate
@@ -31,35 +33,44 @@ from tasks.split import split
 from tasks.validate import validate
 
 
-@flow(name="refresh", flow_run_name=flow_run_namer("refresh"))
+@flow(name="refresh", flow_run_name=flow_run_namer("refresh"), on_failure=[notify_failure])
 def refresh(
     config: str = str(DEFAULT_CONFIG),
     overrides: list[str] | None = None,
     source: str | None = None,
     workspace: str | None = None,
     new_eval: bool = False,
+    force_regenerate: bool = False,
 ) -> dict[str, Any]:
     """Build, validate and publish a dataset version from the corpus; returns its summary.
 
     The published eval split stays frozen across refreshes; ``new_eval`` draws a new one.
+    ``force_regenerate`` asks the teacher (and judge) again for every chunk, replacing the
+    cached replies: for after a bad teacher night.
     """
     cfg = load_run_config(config, overrides, source, workspace)
-    ws = str(cfg.workspace)
-    home = Workspace(cfg.workspace)
-    frozen, previous = frozen_state(home, new_eval), previous_version(home)
-    references = reference_set(home, cfg.decontaminate)
-    tokenizer_file = prepare_tokenizer(cfg, ws)
-    documents = ingest(str(cfg.source), cfg.ingest, ws)
-    chunks = chunk(documents, cfg.chunk, tokenizer_file, ws)
-    generated = generate(chunks, cfg.teacher, ws)
-    judged = judge(generated, chunks, cfg.teacher, ws) if cfg.teacher.judge.enabled else None
-    curated = curate(judged or generated, cfg.curate, ws, chunks=chunks)
-    unique = dedup(curated, cfg.dedup, ws)
-    halves = split(unique, cfg.split, ws, frozen)
-    clean = decontaminate(halves, cfg.decontaminate, ws, references)
-    validation = validate(clean, cfg.validate_, ws, previous)
-    stages = [documents, chunks, generated, judged, curated, unique, halves, clean]
-    return publish([s for s in stages if s is not None], validation, cfg, ws, previous)
+    # One refresh per workspace at a time: stage folders, LATEST and the eval state are shared.
+    with workspace_lock(cfg.workspace, "refresh", cfg.lock_timeout_s):
+        ws = str(cfg.workspace)
+        home = Workspace(cfg.workspace)
+        frozen, previous = frozen_state(home, new_eval), previous_version(home)
+        references = reference_set(home, cfg.decontaminate)
+        tokenizer_file = prepare_tokenizer(cfg, ws)
+        documents = ingest(str(cfg.source), cfg.ingest, ws)
+        chunks = chunk(documents, cfg.chunk, tokenizer_file, ws)
+        generated = generate(chunks, cfg.teacher, ws, force_regenerate)
+        judged = (
+            judge(generated, chunks, cfg.teacher, ws, force_regenerate)
+            if cfg.teacher.judge.enabled
+            else None
+        )
+        curated = curate(judged or generated, cfg.curate, ws, chunks=chunks)
+        unique = dedup(curated, cfg.dedup, ws)
+        halves = split(unique, cfg.split, ws, frozen)
+        clean = decontaminate(halves, cfg.decontaminate, ws, references)
+        validation = validate(clean, cfg.validate_, ws, previous)
+        stages = [documents, chunks, generated, judged, curated, unique, halves, clean]
+        return publish([s for s in stages if s is not None], validation, cfg, ws, previous)
 
 
 if __name__ == "__main__":
