@@ -99,6 +99,13 @@ def run_refresh(
     new_eval: Annotated[
         bool, typer.Option("--new-eval", help="draw a new eval split instead of the frozen one")
     ] = False,
+    force_regenerate: Annotated[
+        bool,
+        typer.Option(
+            "--force-regenerate",
+            help="ask the teacher (and judge) again for every chunk, replacing cached replies",
+        ),
+    ] = False,
 ) -> None:
     """ingest → chunk → generate → curate → dedup → split → decontaminate → validate → publish."""
     _resolve(config, set_, source, workspace)
@@ -112,6 +119,7 @@ def run_refresh(
             source=_str(source),
             workspace=_str(workspace),
             new_eval=new_eval,
+            force_regenerate=force_regenerate,
         )
     )
 

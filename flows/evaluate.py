@@ -11,9 +11,11 @@ from typing import Any
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
+from faqforge.lineage import record_report
 from faqforge.locking import workspace_lock
 from faqforge.naming import flow_run_namer
 from faqforge.notify import notify_failure
+from faqforge.remote import fetch_run, mirror_report
 from faqforge.storage import Workspace
 from tasks.evaluate import evaluate
 
@@ -50,9 +52,14 @@ def evaluate_flow(
     # An evaluation reads runs/CHAMPION first and may replace it last: one at a time, or the
     # slower of two would overwrite a promotion it never compared against.
     with workspace_lock(cfg.workspace, "evaluate", cfg.lock_timeout_s):
-        return evaluate(
+        run = fetch_run(run, cfg.storage, str(cfg.workspace))
+        result = evaluate(
             run_dir(Workspace(cfg.workspace), run), cfg.evaluate, str(cfg.workspace), cfg.teacher
         )
+        run_id = result["metrics"]["lineage"]["run_id"]
+        mirror_report(run_id, cfg.storage, str(cfg.workspace))
+        record_report(run_id, cfg)
+        return result
 
 
 if __name__ == "__main__":

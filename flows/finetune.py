@@ -12,7 +12,10 @@ from typing import Any
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
+from faqforge.lineage import record_adapter
 from faqforge.naming import flow_run_namer
+from faqforge.notify import notify_failure
+from faqforge.remote import fetch_dataset, mirror_run
 from faqforge.storage import Workspace
 from tasks.finetune import finetune
 from tasks.publish import LATEST
@@ -35,7 +38,7 @@ def dataset_dir(ws: Workspace, version: str | None) -> str:
     return str(path)
 
 
-@flow(name="finetune", flow_run_name=flow_run_namer("finetune"))
+@flow(name="finetune", flow_run_name=flow_run_namer("finetune"), on_failure=[notify_failure])
 def finetune_flow(
     config: str = str(DEFAULT_CONFIG),
     overrides: list[str] | None = None,
@@ -49,7 +52,11 @@ def finetune_flow(
     """
     cfg = load_run_config(config, overrides, workspace=workspace)
     ws = Workspace(cfg.workspace)
-    return finetune(dataset_dir(ws, dataset), cfg.finetune, str(cfg.workspace), resume=resume)
+    version = fetch_dataset(dataset, cfg.storage, str(cfg.workspace))
+    summary = finetune(dataset_dir(ws, version), cfg.finetune, str(cfg.workspace), resume=resume)
+    mirror_run(summary["run_id"], cfg.storage, str(cfg.workspace))
+    record_adapter(summary, cfg)
+    return summary
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG
 from faqforge.naming import flow_run_namer
+from faqforge.notify import notify_failure
 from flows.evaluate import evaluate_flow
 from flows.finetune import finetune_flow
 from flows.refresh import refresh
 
 
-@flow(name="pipeline", flow_run_name=flow_run_namer("pipeline"))
+@flow(name="pipeline", flow_run_name=flow_run_namer("pipeline"), on_failure=[notify_failure])
 def pipeline(
     config: str = str(DEFAULT_CONFIG),
     overrides: list[str] | None = None,

@@ -14,9 +14,11 @@ from typing import Any
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
+from faqforge.lineage import record_dataset
 from faqforge.locking import workspace_lock
 from faqforge.naming import flow_run_namer
 from faqforge.notify import notify_failure
+from faqforge.remote import mirror_dataset
 from faqforge.storage import Workspace
 from tasks.chunk import chunk
 from tasks.curate import curate
@@ -70,7 +72,10 @@ def refresh(
         clean = decontaminate(halves, cfg.decontaminate, ws, references)
         validation = validate(clean, cfg.validate_, ws, previous)
         stages = [documents, chunks, generated, judged, curated, unique, halves, clean]
-        return publish([s for s in stages if s is not None], validation, cfg, ws, previous)
+        summary = publish([s for s in stages if s is not None], validation, cfg, ws, previous)
+        mirror_dataset(summary["version"], cfg.storage, ws)
+        record_dataset(summary, cfg)
+        return summary
 
 
 if __name__ == "__main__":

@@ -155,12 +155,15 @@ async def generate_for_chunks(
     cfg: TeacherConfig,
     budget: Budget | None = None,
     slot: Slot | None = None,
+    force: bool = False,
 ) -> GenerateResult:
     """Ask the teacher about every uncached chunk, ``cfg.concurrency`` at a time.
 
     ``slot`` (optional) is entered around each request: a Prefect global limit shared with
-    other flows. Each reply is cached the moment it arrives. Raises GenerateFailed (after
-    caching) when the share of failed chunks exceeds ``cfg.max_failure_share``.
+    other flows. Each reply is cached the moment it arrives. ``force`` asks about every
+    chunk and overwrites its cached reply (after a bad teacher night). Raises
+    GenerateFailed (after caching) when the share of failed chunks exceeds
+    ``cfg.max_failure_share``.
     """
     stats, ledger = GenerateStats(), Ledger(STAGE, cfg)
     budget = budget or Budget(cfg.token_budget)
@@ -169,7 +172,7 @@ async def generate_for_chunks(
     async def answer(chunk: Chunk) -> TeacherReply | TeacherError:
         n_pairs = pairs_for_chunk(chunk.n_tokens, cfg)
         path = cache_path(cache_dir, generation_key(chunk, n_pairs, teacher, cfg))
-        if (cached := read_reply(path)) is not None:
+        if not force and (cached := read_reply(path)) is not None:
             stats.cache_hits += 1
             return cached
         async with limit:
@@ -240,15 +243,20 @@ def _retry_if_transient(_task: Any, _run: Any, state: Any) -> bool:
 
 
 @task(name="generate", cache_policy=NO_CACHE, retry_condition_fn=_retry_if_transient, **IO_RETRIES)
-def generate(chunks: StageOutput, cfg: TeacherConfig, workspace: str) -> StageOutput:
+def generate(
+    chunks: StageOutput, cfg: TeacherConfig, workspace: str, force_regenerate: bool = False
+) -> StageOutput:
     """QA pairs for every chunk. Never cached as a whole: the per-chunk cache makes a re-run
     free, and its stats must say what this run sent (``requests``) and reused (``cache_hits``).
+    ``force_regenerate`` asks the teacher again for every chunk, replacing its cached reply.
     """
     ws = Workspace(Path(workspace))
     teacher = make_teacher(cfg)
     items = chunks.read("chunks", Chunk)
     logger = get_run_logger() if in_prefect_run() else log
-    coro = generate_for_chunks(items, teacher, ws.teacher_cache, cfg, slot=prefect_slot(cfg))
+    coro = generate_for_chunks(
+        items, teacher, ws.teacher_cache, cfg, slot=prefect_slot(cfg), force=force_regenerate
+    )
     try:
         result = run_sync(coro)
     except GenerateFailed as exc:  # the failed run writes no output: show what came back

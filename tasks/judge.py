@@ -93,8 +93,12 @@ async def judge_pairs(
     cfg: TeacherConfig,
     budget: Budget | None = None,
     slot: Slot | None = None,
+    force: bool = False,
 ) -> JudgeResult:
-    """Rate every chunk's pairs, ``cfg.concurrency`` chunks at a time, caching each verdict."""
+    """Rate every chunk's pairs, ``cfg.concurrency`` chunks at a time, caching each verdict.
+
+    ``force`` rates every chunk again, overwriting its cached verdict.
+    """
     by_chunk: dict[str, list[QAPair]] = {}
     for pair in pairs:
         if pair.chunk_id not in chunks:
@@ -110,7 +114,7 @@ async def judge_pairs(
     async def rate(chunk: Chunk, group: list[QAPair]) -> list[Rating] | TeacherError:
         qa = [(p.question, p.answer) for p in group]
         path = cache_path(cache_dir, judge_key(chunk, qa, judge))
-        if (cached := read_entry(path, ("ratings", "calls"))) is not None:
+        if not force and (cached := read_entry(path, ("ratings", "calls"))) is not None:
             stats.cache_hits += 1
             return [Rating(**r) for r in cached["ratings"]]
         async with limit:
@@ -172,9 +176,16 @@ async def judge_pairs(
 
 @task(name="judge", cache_policy=NO_CACHE, retry_condition_fn=_retry_if_transient, **IO_RETRIES)
 def judge(
-    pairs: StageOutput, chunks: StageOutput, cfg: TeacherConfig, workspace: str
+    pairs: StageOutput,
+    chunks: StageOutput,
+    cfg: TeacherConfig,
+    workspace: str,
+    force_regenerate: bool = False,
 ) -> StageOutput:
-    """Keep the pairs the judge rates ≥ threshold. The token budget is what generate left."""
+    """Keep the pairs the judge rates ≥ threshold. The token budget is what generate left.
+
+    ``force_regenerate`` asks the judge again for every chunk, replacing cached verdicts.
+    """
     ws = Workspace(Path(workspace))
     items = pairs.read("pairs", QAPair)
     by_id = {c.chunk_id: c for c in chunks.read("chunks", Chunk)}
@@ -183,7 +194,14 @@ def judge(
     spent = generated.get("prompt_tokens", 0) + generated.get("completion_tokens", 0)
     budget = Budget(cfg.token_budget, spent=spent)
     coro = judge_pairs(
-        items, by_id, judge_, ws.root / "cache" / "judge", cfg, budget, prefect_slot(cfg)
+        items,
+        by_id,
+        judge_,
+        ws.root / "cache" / "judge",
+        cfg,
+        budget,
+        prefect_slot(cfg),
+        force=force_regenerate,
     )
     result = run_sync(coro)
     rows = result.ledger.rows
