@@ -42,3 +42,13 @@ def vllm_server(tmp_path_factory):
     model = build_tiny_llama(root / "model")
     with LocalVLLM(VLLM_PYTHON, model, root / "server.log") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    """One ``prefect server start`` on 127.0.0.1 for flows run as subprocesses (killed,
+    raced): each would otherwise start its own temporary API (10-20 s). Stopped by PID."""
+    from refresh_proc import PrefectServer
+
+    with PrefectServer(tmp_path_factory.mktemp("prefect-api")) as api:
+        yield api

@@ -1,0 +1,199 @@
+"""Real ``faqforge run refresh`` processes for the hardening tests and ``bench/chaos.py``.
+
+A refresh runs as a subprocess in its own process group, so a test can SIGKILL it (and
+anything it started) the moment a file appears: a stage's ``_SUCCESS`` marker, a staging
+folder, ``datasets/LATEST``. All of them talk to one ``prefect server start`` on 127.0.0.1
+(``PrefectServer``): an ephemeral API per process would cost 10-20 s each.
+``check_published`` is the consistency rule every test applies: LATEST names a version
+whose manifest exists and whose files hash to what the manifest says.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from faqforge.storage import file_hash, iter_jsonl, read_json  # noqa: E402
+
+FAQFORGE = [sys.executable, "-m", "faqforge.cli"]
+# Small and fast: three sample documents, no MiniLM load for semantic dedup.
+CORPUS_FILES = ("overview.md", "glossary.txt", "configuration.md")
+FAST = ["dedup.semantic=false"]
+
+
+def tiny_corpus(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in CORPUS_FILES:
+        shutil.copy(ROOT / "faqforge" / "sample_corpus" / name, dest / name)
+    return dest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrefectServer:
+    """``with PrefectServer(home) as api: ... api.url``: a Prefect API on SQLite under ``home``.
+
+    Started with ``prefect server start`` and stopped by its process group id.
+    """
+
+    def __init__(self, home: Path, startup_s: float = 120):
+        self.home, self.startup_s = home, startup_s
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_UI_ENABLED": "false",
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+        env.pop("PREFECT_API_URL", None)
+        cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+               "--port", str(self.port)]  # fmt: skip
+        with (self.home / "server.log").open("wb") as log:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + self.startup_s
+        while not self._healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                log_text = (self.home / "server.log").read_text()[-2000:]
+                raise RuntimeError(f"prefect server did not start:\n{log_text}")
+            time.sleep(0.3)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def refresh_env(api_url: str) -> dict[str, str]:
+    return {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}  # fmt: skip
+
+
+def start_refresh(
+    corpus: Path, ws: Path, api_url: str, sets: list[str] = (), log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``faqforge run refresh`` in a new process group; output to ``log`` (or discarded)."""
+    cmd = [*FAQFORGE, "run", "refresh", "--source", str(corpus), "--workspace", str(ws)]
+    for s in [*FAST, *sets]:
+        cmd += ["--set", s]
+    out = log.open("ab") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(cmd, cwd=ROOT, env=refresh_env(api_url), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout_s: float) -> bool:
+    """SIGKILL ``proc``'s process group as soon as ``ready()``; False if it ended first."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None:
+        if ready():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise TimeoutError(f"refresh neither finished nor reached the kill point in {timeout_s} s")
+        time.sleep(0.005)
+    return False
+
+
+def marker(ws: Path, stage: str) -> Callable[[], bool]:
+    """True once a folder of ``stage`` is finished (``stages/<stage>/<key>/_SUCCESS``)."""
+    return lambda: any((ws / "stages" / stage).glob("*/_SUCCESS"))
+
+
+class Partial(AssertionError):
+    """LATEST named a version that is not complete."""
+
+
+def check_published(ws: Path, version: str | None = None) -> str | None:
+    """The version LATEST names, verified complete (manifest present, every file's hash as in
+    the manifest); None when nothing is published. Raises ``Partial`` otherwise."""
+    latest = ws / "datasets" / "LATEST"
+    version = version or (latest.read_text().strip() if latest.is_file() else None)
+    if version is None:
+        return None
+    folder = ws / "datasets" / version
+    if not (folder / "manifest.json").is_file():
+        raise Partial(f"LATEST names {version} but {folder}/manifest.json is missing")
+    for name, meta in read_json(folder / "manifest.json")["files"].items():
+        path = folder / name
+        if not path.is_file() or file_hash(path) != meta["sha256"]:
+            raise Partial(f"{path} is missing or does not hash to its manifest entry")
+    return version
+
+
+def dataset(ws: Path) -> dict[str, Any]:
+    """The published version and its records, for comparing two workspaces."""
+    version = check_published(ws)
+    assert version is not None, f"nothing published in {ws}"
+    folder = ws / "datasets" / version
+    rows = {n: list(iter_jsonl(folder / f"{n}.jsonl")) for n in ("train", "eval", "rejections")}
+    return {"version": version, **rows}
+
+
+class LatestWatcher(threading.Thread):
+    """Polls ``datasets/LATEST`` while runs are killed; every value seen must be complete."""
+
+    def __init__(self, ws: Path, every_s: float = 0.01):
+        super().__init__(daemon=True)
+        self.ws, self.every_s = ws, every_s
+        self.seen: set[str] = set()
+        self.problems: list[str] = []
+        self.reads = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                version = check_published(self.ws)
+            except Partial as exc:
+                self.problems.append(str(exc))
+            else:
+                if version:
+                    self.seen.add(version)
+            self.reads += 1
+            time.sleep(self.every_s)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
