@@ -96,8 +96,9 @@ class PrefectServer:
 
 
 def refresh_env(api_url: str) -> dict[str, str]:
-    return {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}  # fmt: skip
+    return {**os.environ, "PREFECT_API_URL": api_url, "PYTHONPATH": str(ROOT),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1"}  # fmt: skip
 
 
 def start_refresh(
@@ -127,7 +128,7 @@ def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout_
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            raise TimeoutError(f"refresh neither finished nor reached the kill point in {timeout_s} s")
+            raise TimeoutError(f"refresh neither ended nor reached the kill point in {timeout_s} s")
         time.sleep(0.005)
     return False
 

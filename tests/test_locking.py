@@ -29,15 +29,17 @@ with workspace_lock(Path(sys.argv[1]), "refresh"):
 
 def hold_in_child(ws) -> subprocess.Popen[str]:
     """A separate process holding the refresh lock until it is killed."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen([sys.executable, "-c", HOLD, str(ws)], cwd=ROOT, text=True,
-                             stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+                             stdout=subprocess.PIPE, env=env)  # fmt: skip
     assert child.stdout is not None and child.stdout.readline().strip() == "held"
     return child
 
 
 def test_second_holder_fails_at_once_naming_the_first(tmp_path):
     with workspace_lock(tmp_path, "refresh"):
-        expected = rf"held by refresh run outside Prefect, pid {os.getpid()} on {socket.gethostname()}, since 20"
+        me = f"pid {os.getpid()} on {socket.gethostname()}"
+        expected = rf"held by refresh run outside Prefect, {me}, since 20"
         with pytest.raises(WorkspaceLocked, match=expected), workspace_lock(tmp_path, "refresh"):
             pass
         with workspace_lock(tmp_path, "evaluate"):  # another purpose is another lock
@@ -58,8 +60,9 @@ def test_waiter_takes_the_lock_when_the_holder_lets_go(tmp_path):
     thread.start()
     held.wait()
     start = time.monotonic()
-    with pytest.raises(WorkspaceLocked, match="after waiting 0.3 s"), workspace_lock(
-        tmp_path, "refresh", timeout_s=0.3
+    with (
+        pytest.raises(WorkspaceLocked, match=r"after waiting 0\.3 s"),
+        workspace_lock(tmp_path, "refresh", timeout_s=0.3),
     ):
         pass
     assert time.monotonic() - start >= 0.3
@@ -72,8 +75,9 @@ def test_waiter_takes_the_lock_when_the_holder_lets_go(tmp_path):
 def test_a_sigkilled_holder_leaves_no_stale_lock(tmp_path):
     child = hold_in_child(tmp_path)
     try:
-        with pytest.raises(WorkspaceLocked, match=f"pid {child.pid} "), workspace_lock(
-            tmp_path, "refresh"
+        with (
+            pytest.raises(WorkspaceLocked, match=f"pid {child.pid} "),
+            workspace_lock(tmp_path, "refresh"),
         ):
             pass
     finally:
