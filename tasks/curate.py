@@ -4,9 +4,11 @@ A FAQ model is asked questions with no passage in sight, so a question that lean
 passage" or "the text above" instead of naming its subject is useless as training data. Also
 dropped: empty or over-long answers, too-short questions, statements posing as questions,
 answers that only repeat the question, pairs confidently in another language, and (per config)
-boilerplate and PII-looking strings, which may instead be kept with a flag. Rules run in a fixed
-order and the first one that fails names the reason. With the chunks at hand the task also
-writes a coverage report (``tasks/coverage.py``). Not covered here: teacher-as-judge scores.
+boilerplate and PII-looking strings, which may instead be kept with a flag. Given the source
+chunks, a pair naming a URL or e-mail address its chunk does not contain is dropped first
+(``unsourced_link``, ``tasks/links.py``): a planted instruction the teacher obeyed. Rules run
+in a fixed order and the first one that fails names the reason. With the chunks at hand the task
+also writes a coverage report (``tasks/coverage.py``). Not covered here: teacher-as-judge scores.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +29,7 @@ from faqforge.storage import iter_jsonl
 from faqforge.tasking import in_prefect_run, run_stage, stage_cache_key_fn
 from tasks import language, pii
 from tasks.coverage import coverage_report
+from tasks.links import unsourced_links
 from tasks.text import words
 
 STAGE = "curate"
@@ -187,8 +190,14 @@ def redacted(pair: QAPair) -> QAPair:
     return replace(pair, question=pii.redact(pair.question), answer=pii.redact(pair.answer))
 
 
-def curate_pairs(pairs: list[QAPair], cfg: CurateConfig) -> tuple[list[QAPair], list[Rejection]]:
+def curate_pairs(
+    pairs: list[QAPair], cfg: CurateConfig, sources: Mapping[str, str] | None = None
+) -> tuple[list[QAPair], list[Rejection]]:
     """Split pairs into kept ones and rejections named after the first rule each one fails.
+
+    ``sources`` maps chunk ids to chunk text; with it, links missing from a pair's chunk
+    reject the pair before any other rule (without it, as for a bare JSONL file, no link
+    check is possible).
 
     Pairs that pass every rule are screened last: a finding in ``reject`` mode drops the pair
     (reason ``pii`` or ``boilerplate``), one in ``flag`` mode keeps it with ``flags`` set.
@@ -200,6 +209,14 @@ def curate_pairs(pairs: list[QAPair], cfg: CurateConfig) -> tuple[list[QAPair], 
     rejected: list[Rejection] = []
     for pair in pairs:
         shown = redacted(pair) if cfg.pii == "reject" else pair
+        if sources is not None and (
+            links := unsourced_links(
+                f"{pair.question}\n{pair.answer}", sources.get(pair.chunk_id, "")
+            )
+        ):
+            detail = f"not in source chunk {pair.chunk_id}: {', '.join(links)}"
+            rejected.append(_rejection(shown, "unsourced_link", detail))
+            continue
         failed = first_failure(pair, cfg)
         if failed is not None:
             rejected.append(_rejection(shown, failed, f"question: {shown.question[:120]!r}"))
@@ -229,13 +246,15 @@ def curate(
 
     def compute():
         items = pairs.read("pairs", QAPair)
-        kept, rejected = curate_pairs(items, cfg)
+        source_chunks = chunks.read("chunks", Chunk) if chunks is not None else []
+        sources = {c.chunk_id: c.text for c in source_chunks} if chunks is not None else None
+        kept, rejected = curate_pairs(items, cfg, sources)
         counts = StageCounts.of(len(items), len(kept), rejected)
         outputs: dict[str, Any] = {"pairs": kept, "rejections": rejected}
         stats: dict[str, Any] = {"flagged": dict(Counter(f for p in kept for f in p.flags))}
         if chunks is not None:
             outputs["coverage"], outputs["uncovered"], stats["coverage"] = coverage_report(
-                chunks.read("chunks", Chunk), items, kept, rejected
+                source_chunks, items, kept, rejected
             )
         return outputs, counts, stats
 

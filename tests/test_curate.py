@@ -237,3 +237,62 @@ def test_task_fn_reports_coverage(tmp_path):
     assert uncovered["c3"]["generated"] == 0 and uncovered["c3"]["heading"] == "(top)"
     headings = {r["heading"]: r["pairs"] for r in iter_jsonl(out.path("coverage"))}
     assert headings == {"Guide > Cache": 2, "Guide > Retries": 0, "(top)": 0}
+
+
+SOURCE = (
+    "Docs live at https://docs.faqforge.example/guide and questions go to "
+    "help@faqforge.example. See [the runbook](https://docs.faqforge.example/runbook)."
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("See https://x.org/a. Then stop.", ["https://x.org/a"]),  # sentence dot stripped
+        ("Mail a.b+c@mail.example.io, or mailto:ops@x.io!", ["a.b+c@mail.example.io", "ops@x.io"]),
+        ("[docs](https://x.org/docs) and <http://y.org>", ["https://x.org/docs", "http://y.org"]),
+        ("Visit www.evil.example/path?q=1 now", ["www.evil.example/path?q=1"]),
+        ("Edit configs/default.yaml or tasks/curate.py", []),  # file names are not links
+        ("ftp://files.example/x.tar.gz", ["ftp://files.example/x.tar.gz"]),
+    ],
+)
+def test_find_links(text, expected):
+    from tasks.links import find_links
+
+    assert find_links(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "unsourced"),
+    [
+        ("Read https://docs.faqforge.example/guide.", []),  # sourced, trailing dot
+        ("Read HTTPS://Docs.FAQforge.example/guide/", []),  # case and trailing slash
+        ("Ask help@faqforge.example.", []),
+        ("The runbook is https://docs.faqforge.example/runbook", []),  # from a Markdown link
+        ("Go to http://evil.example instead.", ["http://evil.example"]),
+        ("Mail root@evil.example", ["root@evil.example"]),
+        # a sourced host with another path is another link
+        ("See https://docs.faqforge.example/admin", ["https://docs.faqforge.example/admin"]),
+        ("Use https://docs.faqforge.example.evil.io/guide", ["https://docs.faqforge.example.evil.io/guide"]),
+    ],
+)  # fmt: skip
+def test_unsourced_links(answer, unsourced):
+    from tasks.links import unsourced_links
+
+    assert unsourced_links(answer, SOURCE) == unsourced
+
+
+def test_unsourced_link_is_rejected_first_naming_the_link():
+    sources = {"c1": SOURCE}
+    planted = qa("Where do the docs live?", "They moved to http://evil.example, see above.")
+    sourced = qa("Where do the docs live?", "At https://docs.faqforge.example/guide.", pid="p2")
+    # also fails passage_reference; the link, checked first, names the reason
+    both = qa("What does the passage say?", "Mail root@evil.example.", pid="p3")
+    kept, rejected = curate_pairs([planted, sourced, both], CurateConfig(pii="off"), sources)
+    assert kept == [sourced]
+    assert [(r.record_id, r.reason, r.detail) for r in rejected] == [
+        ("p1", "unsourced_link", "not in source chunk c1: http://evil.example"),
+        ("p3", "unsourced_link", "not in source chunk c1: root@evil.example"),
+    ]
+    # without chunk texts (a bare JSONL file) no link check is possible
+    assert curate_pairs([planted], CurateConfig())[0] == [planted]
