@@ -8,6 +8,7 @@ or in a document never need escaping.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +45,28 @@ def load_prompt(name: str, root: Path = PROMPTS_DIR) -> Prompt:
     return Prompt(name=name, system=system.strip(), user=user.strip(), version=version)
 
 
+# Chat-template control strings (Llama 3, ChatML, Llama 2, Mistral): a tokenizer turns them
+# into real control tokens wherever they appear, so a document could end its own turn and
+# open a system one. A zero-width space after the first character keeps them readable, inert.
+_CONTROL = re.compile(r"<\|[\w.-]*\|>|</?s>|\[/?INST\]|<</?SYS>>")
+
+
+def neutralise(text: str) -> str:
+    """``"<|eot_id|>"`` → ``"<\u200b|eot_id|>"``: no longer a special token to any tokenizer."""
+    return _CONTROL.sub(lambda m: f"{m.group(0)[0]}\u200b{m.group(0)[1:]}", text)
+
+
+def quoted(text: str) -> str:
+    """A document-derived field (source, headings) as one JSON string: no line breaks."""
+    return json.dumps(neutralise(text), ensure_ascii=False)
+
+
 def fence(text: str) -> str:
     """Wrap ``text`` in a backtick fence longer than any backtick run inside it.
 
-    A document containing a 3-backtick fence gets a 4-backtick one, so it cannot close it.
+    A document containing a 3-backtick fence gets a 4-backtick one, so it cannot close it;
+    chat control strings inside it are neutralised, so it cannot end its turn either.
     """
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     bar = "`" * max(3, longest + 1)
-    return f"{bar}document\n{text}\n{bar}"
+    return f"{bar}document\n{neutralise(text)}\n{bar}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from faqforge.config import JudgeConfig
-from faqforge.prompts import Prompt, fence, load_prompt
+from faqforge.prompts import Prompt, fence, load_prompt, quoted
 from faqforge.records import Chunk
 from faqforge.teachers.base import ChatBackend, Usage
 from faqforge.teachers.schema import Rating, judge_schema, parse_ratings, schema_hash
@@ -34,8 +34,8 @@ class Judge:
         numbered = [{"index": i, "question": q, "answer": a} for i, (q, a) in enumerate(pairs)]
         user = self.prompt.render_user(
             document=fence(chunk.text),
-            heading_path=" > ".join(chunk.heading_path) or "(none)",
-            source=chunk.source,
+            heading_path=quoted(" > ".join(chunk.heading_path)),
+            source=quoted(chunk.source),
             n_pairs=len(pairs),
             pairs=json.dumps(numbered, ensure_ascii=False, indent=1),
         )

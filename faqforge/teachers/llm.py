@@ -7,7 +7,7 @@ engine); only the backend differs. ``prompt_version`` is the prompt files' hash.
 from __future__ import annotations
 
 from faqforge.config import TeacherConfig
-from faqforge.prompts import Prompt, fence, load_prompt
+from faqforge.prompts import Prompt, fence, load_prompt, quoted
 from faqforge.records import Chunk
 from faqforge.teachers.base import ChatBackend, TeacherReply
 from faqforge.teachers.schema import parse_pairs, qa_schema, schema_hash
@@ -33,8 +33,8 @@ class LLMTeacher:
     def messages(self, chunk: Chunk, n_pairs: int) -> list[dict[str, str]]:
         user = self.prompt.render_user(
             document=fence(chunk.text),
-            heading_path=" > ".join(chunk.heading_path) or "(none)",
-            source=chunk.source,
+            heading_path=quoted(" > ".join(chunk.heading_path)),
+            source=quoted(chunk.source),
             n_pairs=n_pairs,
             max_answer_words=self.cfg.max_answer_words,
         )
