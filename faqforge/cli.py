@@ -197,6 +197,27 @@ def run_all(
     _print_eval(result["evaluate"])
 
 
+@app.command("lineage")
+def lineage_cmd(
+    ident: Annotated[str, typer.Argument(help="a QA pair id, dataset version or run id")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of markdown")] = False,
+) -> None:
+    """Where a QA pair, dataset version or run came from, and which runs used it."""
+    from faqforge.lineage_query import LineageNotFound, lineage, render, to_json
+    from faqforge.storage import Workspace
+
+    try:  # files only: no Prefect, so no _resolve environment
+        cfg = load_run_config(config, set_, None, workspace)
+        info = lineage(Workspace(cfg.workspace), ident)
+    except (ConfigError, LineageNotFound) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(to_json(info) if as_json else render(info), nl=False)
+
+
 @config_app.command("show")
 def config_show(
     config: ConfigOpt = DEFAULT_CONFIG,

@@ -1,0 +1,223 @@
+"""Lineage on a workspace made by the real flows (refresh → finetune → evaluate, tiny settings,
+mirrored to a file:// remote):
+Prefect asset materializations with their upstream assets and a ``lineage`` artifact per flow
+run, read back from the API; ``faqforge lineage`` from a training pair, a dataset version and a
+run id, as markdown and JSON; a clear error for an unknown id."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from faqforge.cli import app
+from faqforge.storage import iter_jsonl, read_json
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "faqforge" / "sample_corpus"
+# Tiny but real: 2 optimiser steps, 3 eval items, no embedding model for dedup.
+TINY = [
+    "dedup.semantic=false",
+    "finetune.max_steps=2",
+    "finetune.sample_questions=0",
+    "evaluate.max_items=3",
+    "evaluate.bootstrap_resamples=100",
+    "evaluate.max_new_tokens=16",
+]
+
+
+def run_chain(root: Path) -> dict:
+    """refresh, finetune, evaluate on three sample documents into ``root/ws``, mirrored to
+    ``file://root/remote`` with the Prefect task results kept there too."""
+    from prefect.settings import PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK, temporary_settings
+
+    from faqforge.config import StorageConfig
+    from faqforge.remote import save_result_storage
+    from flows.evaluate import evaluate_flow
+    from flows.finetune import finetune_flow
+    from flows.refresh import refresh
+
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in ("overview.md", "finetuning.md", "operations.md"):
+        shutil.copy(SAMPLE / name, corpus / name)
+    remote = f"file://{root / 'remote'}"
+    common = {
+        "config": "configs/default.yaml",
+        "overrides": [*TINY, f"storage.remote_url={remote}"],
+        "workspace": str(root / "ws"),
+    }
+    results_block = save_result_storage(StorageConfig(remote_url=remote), "lineage-test")
+    states = {}
+    with temporary_settings({PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK: results_block}):
+        states["refresh"] = refresh(source=str(corpus), **common, return_state=True)
+        dataset = states["refresh"].result()
+        states["finetune"] = finetune_flow(dataset=dataset["version"], **common, return_state=True)
+        run = states["finetune"].result()
+        states["evaluate"] = evaluate_flow(run=run["run_id"], **common, return_state=True)
+        states["evaluate"].result()
+    return {
+        "root": root,
+        "ws": root / "ws",
+        "remote": remote,
+        "common": common,
+        "corpus": corpus,
+        "dataset": dataset,
+        "run": run,
+        "flow_runs": {k: s.state_details.flow_run_id for k, s in states.items()},
+    }
+
+
+_CHAIN: dict = {}
+
+
+def tiny_chain(tmp_path_factory) -> dict:
+    """One chain per session, shared with test_remote_storage (built by whichever runs first)."""
+    if not _CHAIN:
+        _CHAIN.update(run_chain(tmp_path_factory.mktemp("chain")))
+    return _CHAIN
+
+
+@pytest.fixture(scope="module")
+def chain(prefect_harness, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)  # the config's relative paths (the GX suite) resolve from here
+        yield tiny_chain(tmp_path_factory)
+
+
+def materializations(keys: list[str], timeout: float = 30.0) -> dict[str, object]:
+    """The latest materialization event of each asset key, waiting for the server to store
+    them (events are persisted asynchronously)."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            page = client.read_events(
+                EventFilter(
+                    event=EventNameFilter(name=["prefect.asset.materialization.succeeded"]),
+                    resource=EventResourceFilter(id=keys),
+                ),
+                limit=50,
+            )
+        found = {}
+        for event in page.events:  # newest first
+            found.setdefault(event.resource.id, event)
+        if set(found) == set(keys) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def related_ids(event) -> set[str]:
+    return {r.id for r in event.related if r.role == "asset"}
+
+
+def test_flows_materialize_the_chain_documents_dataset_adapter_report(chain):
+    ws, version, rid = chain["ws"], chain["dataset"]["version"], chain["run"]["run_id"]
+    # Keys name where each product lives durably: the remote, so every worker names it alike.
+    remote, corpus = chain["remote"], f"file://{chain['corpus']}"
+    dataset = f"{remote}/datasets/{version}"
+    adapter = f"{remote}/runs/{rid}/adapter"
+    report = f"{remote}/runs/{rid}/eval/report.md"
+    events = materializations([dataset, adapter, report])
+    assert set(events) == {dataset, adapter, report}
+    assert related_ids(events[dataset]) == {corpus}
+    base = read_json(ws / "runs" / rid / "manifest.json")["base_model"]
+    assert related_ids(events[adapter]) == {dataset, f"file://{base}"}
+    assert related_ids(events[report]) == {adapter, dataset}
+    # Each materialization carries what the step made.
+    assert events[dataset].payload["counts"]["train"] == chain["dataset"]["train"]
+    assert events[dataset].payload["documents"] == 3
+    assert events[adapter].payload["dataset_version"] == version
+    assert events[adapter].payload["steps"] == 2
+    assert events[report].payload["n"] == 3
+    assert set(events[report].payload["tuned"]) >= {"rouge_l", "exact_match"}
+
+
+def test_each_flow_run_has_a_lineage_artifact(chain):
+    from test_flows import _artifacts
+
+    version, rid = chain["dataset"]["version"], chain["run"]["run_id"]
+    expected = {
+        "refresh": [f"# Dataset {version}", "overview.md", "content hash"],
+        "finetune": [f"# Run {rid}", f"dataset `{version}`", "2 steps"],
+        "evaluate": [f"# Run {rid}", "eval on 3 items", "rouge_l"],
+    }
+    for flow, shown in expected.items():
+        (artifact,) = _artifacts(chain["flow_runs"][flow], "lineage")
+        for text in shown:
+            assert text in artifact.data, (flow, text)
+
+
+def lineage_cli(chain, *args: str):
+    return CliRunner().invoke(app, ["lineage", *args, "--workspace", str(chain["ws"])])
+
+
+def test_lineage_of_a_training_pair_back_to_its_chunk_and_forward_to_runs(chain):
+    ws, version, rid = chain["ws"], chain["dataset"]["version"], chain["run"]["run_id"]
+    pair = next(iter_jsonl(ws / "datasets" / version / "train.jsonl"))
+    out = lineage_cli(chain, pair["id"], "--json")
+    assert out.exit_code == 0, out.output
+    info = json.loads(out.stdout)
+    assert info["kind"] == "pair" and info["id"] == pair["id"]
+    assert info["pair"]["question"] == pair["question"]
+    assert info["pair"]["prompt_version"] == pair["prompt_version"]
+    assert info["pair"]["teacher"] == pair["teacher"]
+    doc = info["document"]
+    assert doc["path"] == str(chain["corpus"] / pair["source"])
+    manifest = read_json(ws / "datasets" / version / "manifest.json")
+    (listed,) = [d for d in manifest["documents"] if d["doc_id"] == pair["doc_id"]]
+    assert doc["content_hash"] == listed["content_hash"]
+    # The chunk, from the chunk stage's output: its heading path, and text the answer came from.
+    chunk = info["chunk"]
+    assert chunk["chunk_id"] == pair["chunk_id"]
+    assert chunk["heading_path"] == pair["heading_path"]
+    assert chunk["excerpt"] and "missing" not in chunk
+    assert info["datasets"] == [{"version": version, "split": "train"}]
+    (run,) = info["runs"]
+    assert run["run_id"] == rid and run["dataset_version"] == version
+    ev = run["evaluation"]
+    assert ev["report"] == str(ws / "runs" / rid / "eval" / "report.md")
+    assert ev["promoted"] == read_json(ws / "runs" / rid / "eval" / "metrics.json")["promoted"]
+
+    text = lineage_cli(chain, pair["id"]).output
+    for shown in (pair["question"], str(doc["path"]), pair["chunk_id"], version, rid):
+        assert shown in text, shown
+
+
+def test_lineage_of_a_dataset_version_and_of_a_run(chain):
+    ws, version, rid = chain["ws"], chain["dataset"]["version"], chain["run"]["run_id"]
+    info = json.loads(lineage_cli(chain, version, "--json").stdout)
+    assert info["kind"] == "dataset"
+    assert sorted(d["source"] for d in info["documents"]) == [
+        "finetuning.md",
+        "operations.md",
+        "overview.md",
+    ]
+    assert info["counts"] == {
+        "train": chain["dataset"]["train"],
+        "eval": chain["dataset"]["eval"],
+        "rejections": chain["dataset"]["rejected"],
+    }
+    assert [r["run_id"] for r in info["runs"]] == [rid]
+
+    info = json.loads(lineage_cli(chain, rid, "--json").stdout)
+    assert info["kind"] == "run" and info["dataset_version"] == version
+    assert info["base_model"] == read_json(ws / "runs" / rid / "manifest.json")["base_model"]
+    assert info["dataset"]["version"] == version and info["dataset"]["documents"] == 3
+    assert info["evaluation"]["n"] == 3
+    text = lineage_cli(chain, rid).output
+    assert f"# Run {rid}" in text and "report.md" in text
+
+
+def test_unknown_id_names_what_was_searched(chain):
+    out = lineage_cli(chain, "no-such-id")
+    assert out.exit_code == 1
+    ws = chain["ws"]
+    for searched in (str(ws / "datasets"), str(ws / "runs"), "train/eval/rejections", "1 dataset"):
+        assert searched in out.output, searched
