@@ -13,22 +13,24 @@ text twice in one document yields one chunk (chunk ids must be unique).
 from __future__ import annotations
 
 import bisect
+import logging
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from tokenizers import Tokenizer
 
 from faqforge.config import ChunkConfig
 from faqforge.records import Chunk, Document, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import file_hash, sha256_text
-from faqforge.tasking import run_stage, stage_cache_key_fn
+from faqforge.tasking import in_prefect_run, run_stage, stage_cache_key_fn
 
 STAGE = "chunk"
+log = logging.getLogger(__name__)
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 # Largest piece first: paragraphs, sentences (across soft-wrapped lines), then lines (lists).
@@ -223,11 +225,19 @@ def chunk_document(doc: Document, tokenizer: Tokenizer, cfg: ChunkConfig) -> lis
 def chunk_documents(
     docs: Sequence[Document], tokenizer: Tokenizer, cfg: ChunkConfig
 ) -> tuple[list[Chunk], list[Rejection]]:
-    """All documents → chunks, plus a ``no_text`` rejection per document that yields none."""
+    """All documents → chunks, plus a ``no_text`` rejection per document that yields none.
+
+    At ``cfg.max_chunks`` the stage stops: the document that would cross the ceiling and every
+    one after it are rejected as ``chunk_limit`` (documents are kept whole, never cut short).
+    """
     chunks: list[Chunk] = []
     rejections: list[Rejection] = []
-    for doc in docs:
-        if produced := chunk_document(doc, tokenizer, cfg):
+    for i, doc in enumerate(docs):
+        produced = chunk_document(doc, tokenizer, cfg)
+        if cfg.max_chunks is not None and len(chunks) + len(produced) > cfg.max_chunks:
+            rejections += [_over_limit(d, len(chunks), cfg.max_chunks) for d in docs[i:]]
+            break
+        if produced:
             chunks += produced
             continue
         rejections.append(
@@ -240,6 +250,17 @@ def chunk_documents(
             )
         )
     return chunks, rejections
+
+
+def _over_limit(doc: Document, made: int, ceiling: int) -> Rejection:
+    return Rejection(
+        record_id=doc.doc_id,
+        stage=STAGE,
+        reason="chunk_limit",
+        detail=f"{doc.source}: not chunked, chunk.max_chunks={ceiling} reached after {made} "
+        "chunks; raise it or split the corpus",
+        record={"doc_id": doc.doc_id, "source": doc.source, "title": doc.title},
+    )
 
 
 def load_tokenizer(tokenizer_file: str) -> Tokenizer:
@@ -289,10 +310,21 @@ def chunk(
         chunks, rejections = chunk_documents(docs, load_tokenizer(tokenizer_file), cfg)
         n_out = len(docs) - len(rejections)
         counts = StageCounts.of(len(docs), n_out, rejections, produced=len(chunks))
+        over = counts.rejected.get("chunk_limit", 0)
         stats = {
             "tokens": sum(c.n_tokens for c in chunks),
             "max_chunk_tokens": max((c.n_tokens for c in chunks), default=0),
+            "docs_over_chunk_limit": over,
         }
+        if over:  # the counts artifact shows it too; a warning makes the run log say it
+            logger = get_run_logger() if in_prefect_run() else log
+            logger.warning(
+                "chunk.max_chunks=%s reached: %d of %d documents not chunked (rejected as "
+                "chunk_limit)",
+                cfg.max_chunks,
+                over,
+                len(docs),
+            )
         return {"chunks": chunks, "rejections": rejections}, counts, stats
 
     return run_stage(STAGE, sys.modules[__name__], keyed_params(params), compute)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,17 @@ def cuda_devices() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def gpu_slots(cfg: FinetuneConfig, devices: int) -> AbstractContextManager[Any]:
+    """One slot per GPU used of the Prefect global limit ``finetune.gpu_concurrency_limit``,
+    held while training, so runs from any deployment queue for the GPU instead of sharing it.
+    Strict: a limit that does not exist is an error, not a silently unlimited run."""
+    if cfg.gpu_concurrency_limit is None:
+        return nullcontext()
+    from prefect.concurrency.sync import concurrency
+
+    return concurrency(cfg.gpu_concurrency_limit, occupy=devices, strict=True)
 
 
 def train_run(
@@ -94,11 +106,12 @@ def train_run(
         )
         spec_path = spec.save(run_dir / "train_spec.json")
         devices = cuda_devices()
-        if devices > 1:
-            subprocess.run(launch_command(spec_path, devices), check=True)
-            metrics = read_json(run_dir / "train_metrics.json")
-        else:
-            metrics = run_training(spec)
+        with gpu_slots(cfg, max(1, devices)):
+            if devices > 1:
+                subprocess.run(launch_command(spec_path, devices), check=True)
+                metrics = read_json(run_dir / "train_metrics.json")
+            else:
+                metrics = run_training(spec)
         (adapter_dir / SUCCESS).write_text(rid + "\n")  # last: the adapter is complete
     merged = run_dir / "merged"
     write_json(

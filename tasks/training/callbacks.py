@@ -1,12 +1,15 @@
-"""Trainer callbacks: what a person watching the run sees while it trains.
+"""Trainer callbacks: what a person watching the run sees while it trains, and its limits.
 
 ``SampleGenerations`` answers a few eval questions greedily at every evaluation (the first
 one, before training, shows the base model), so a run's progress reads as answers, not only
 losses. ``RunLog`` sends each logged metric line to the Prefect run's log instead of stdout.
+``TimeLimit`` ends training at ``finetune.max_train_seconds``; ``ArgsAsJson`` replaces the
+pickled ``training_args.bin`` of each checkpoint with JSON.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +104,60 @@ def log_to_prefect_run(trainer: Any) -> None:
 
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(RunLog(get_run_logger()))
+
+
+class TimeLimit(TrainerCallback):
+    """Stop after ``max_seconds`` of training (checked after each optimiser step).
+
+    ``stopped`` tells the caller the ceiling ended the run, so its metrics and card can say
+    so; the adapter trained so far is saved as usual. Under several processes the main one's
+    clock decides for all (a process stopping alone would hang the others' all-reduce).
+    """
+
+    def __init__(self, max_seconds: float):
+        self.max_seconds = max_seconds
+        self.started = 0.0
+        self.stopped = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.started = time.monotonic()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if _main_process_says(time.monotonic() - self.started >= self.max_seconds):
+            self.stopped = True
+            control.should_training_stop = True
+
+
+def _main_process_says(flag: bool) -> bool:
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes == 1:
+        return flag
+    from accelerate.utils import broadcast_object_list
+
+    return bool(broadcast_object_list([flag], from_process=0)[0])
+
+
+ARGS_PICKLE = "training_args.bin"
+
+
+def args_as_json(folder: Path, args: Any) -> None:
+    """``training_args.bin`` (``torch.save`` of the whole arguments object, a pickle that
+    unpickling would execute) → ``training_args.json``, under ``folder`` at any depth.
+
+    Nothing reads the pickle back: resuming loads the optimizer, scheduler and RNG files, and
+    transformers 5 loads those with ``torch.load(..., weights_only=True)`` (trainer.py,
+    ``_load_optimizer_and_scheduler`` / ``_load_rng_state``), which refuses arbitrary objects.
+    """
+    for pickled in folder.rglob(ARGS_PICKLE):
+        (pickled.parent / "training_args.json").write_text(args.to_json_string())
+        pickled.unlink()
+
+
+class ArgsAsJson(TrainerCallback):
+    """After each checkpoint is written: its training arguments as JSON, not a pickle."""
+
+    def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if state.is_world_process_zero:
+            args_as_json(Path(args.output_dir), args)

@@ -64,7 +64,15 @@ HYPER_PARAMETERS = (
     "packing",
     "seed",
 )
-CARD_METRICS = ("eval_loss_base", "eval_loss", "train_loss", "steps", "train_tokens", "runtime_s")
+CARD_METRICS = (
+    "eval_loss_base",
+    "eval_loss",
+    "train_loss",
+    "steps",
+    "stopped",
+    "train_tokens",
+    "runtime_s",
+)
 
 
 def model_card(

@@ -6,6 +6,8 @@ default, QLoRA under ``quantization: auto``, each process's 4-bit model pinned t
 under ``accelerate launch``; on CPU fp32, no checkpointing (it only costs time there).
 ``full=True`` trains every weight without an adapter (the benchmark's baseline only).
 
+Nothing written is a pickle but the checkpoints' optimizer/scheduler/RNG state, which
+transformers loads with ``weights_only=True`` (see ``callbacks.args_as_json``).
 Writes into ``out_dir``: ``trainer/checkpoint-N/`` (every ``save_steps``), ``adapter/``
 (safetensors + tokenizer + chat template), ``trainer_state.json``, ``train_metrics.json``,
 ``samples/step-N.jsonl``, and ``tensorboard/`` with ``report_to: [tensorboard]``.
@@ -197,7 +199,13 @@ def train_adapter(
     """
     import torch
 
-    from tasks.training.callbacks import SampleGenerations, log_to_prefect_run
+    from tasks.training.callbacks import (
+        ArgsAsJson,
+        SampleGenerations,
+        TimeLimit,
+        args_as_json,
+        log_to_prefect_run,
+    )
 
     out_dir = Path(out_dir)
     cuda = torch.cuda.is_available()
@@ -220,6 +228,10 @@ def train_adapter(
             eval_[: cfg.sample_questions], cfg, trainer.processing_class, out_dir / "samples"
         )
     )
+    trainer.add_callback(ArgsAsJson())
+    time_limit = TimeLimit(cfg.max_train_seconds) if cfg.max_train_seconds else None
+    if time_limit is not None:
+        trainer.add_callback(time_limit)
     log_to_prefect_run(trainer)
     # LoRA B starts at zero, so before train() loads any checkpoint this is the base model.
     eval_before = trainer.evaluate()["eval_loss"]
@@ -247,6 +259,8 @@ def train_adapter(
         "train_tokens": state.num_input_tokens_seen,
         "trainable_params": trainable,
         "total_params": total,
+        # time_limit: finetune.max_train_seconds ended training before its steps/epochs.
+        "stopped": "time_limit" if time_limit is not None and time_limit.stopped else "completed",
         "quantized": bool(getattr(trainer.model, "is_loaded_in_4bit", False)),
         "estimated_peak_gib": round(estimate.peak / 2**30, 3),
         "train_pairs": len(train),
@@ -260,5 +274,6 @@ def train_adapter(
         trainer.processing_class.save_pretrained(adapter_dir)  # + chat_template.jinja
         state.save_to_json(str(out_dir / "trainer_state.json"))
         write_json(out_dir / "train_metrics.json", metrics)
+        args_as_json(out_dir, trainer.args)  # a final save outside on_save, if any
     log.info("trained adapter in %s: %s", out_dir, metrics)
     return metrics
