@@ -76,6 +76,35 @@ def test_bad_config_exits_2_listing_every_problem_before_any_work(tmp_path):
     assert not (tmp_path / "ws").exists()  # nothing ran
 
 
+def test_many_bad_fields_exit_2_all_listed_without_starting_prefect(tmp_path):
+    """Every problem at once, with its path and the allowed values, before Prefect or torch
+    is even imported: a subprocess, so nothing imported by other tests hides an import."""
+    bad = ["teacher.kind=gpt", "finetune.quantization=8bit", "split.eval_fraction=2",
+           "chunk.max_chunks=0", "teacher.concurency=4", "runner.kind=spark"]  # fmt: skip
+    args = ["run", "refresh", "--workspace", str(tmp_path / "ws")]
+    args += [a for b in bad for a in ("--set", b)]
+    code = (
+        "import sys\nfrom faqforge.cli import app\n"
+        f"try:\n    app({args!r})\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "heavy = sorted(m for m in ('torch', 'prefect') if m in sys.modules)\n"
+        "print('EXIT', code, 'HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=60, check=True)  # fmt: skip
+    assert "EXIT 2 HEAVY []" in out.stdout
+    assert "6 invalid config field(s)" in out.stderr
+    for line in [
+        "teacher.kind: Input should be 'extractive', 'openai' or 'vllm' (got 'gpt')",
+        "finetune.quantization: Input should be 'auto', 'none' or '4bit' (got '8bit')",
+        "runner.kind: Input should be 'thread', 'dask' or 'ray' (got 'spark')",
+        "split.eval_fraction: Input should be less than 1",
+        "chunk.max_chunks: Input should be greater than or equal to 1",
+        "teacher.concurency: unknown field",
+    ]:
+        assert line in out.stderr, line
+    assert not (tmp_path / "ws").exists()
+
+
 def test_missing_config_file_is_named(tmp_path):
     result = runner.invoke(app, ["config", "show", "--config", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
