@@ -161,12 +161,27 @@ class DedupConfig(Section):
     semantic: bool = True
     semantic_threshold: float = Field(0.9, gt=0, le=1)  # question cosine
     semantic_answer_threshold: float = Field(0.85, gt=0, le=1)  # answer cosine
+    # Where the LSH band buckets live: this process, or a Redis server (redis_url) that
+    # holds the index outside the worker's memory. Same result either way, so neither field
+    # is part of the dataset's key. The password comes from FAQFORGE_REDIS_PASSWORD.
+    lsh_storage: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
 
     @model_validator(mode="after")
     def _bands_divide_perms(self) -> DedupConfig:
         if self.num_perm % self.bands:
             raise ValueError("bands must divide num_perm (each band takes num_perm/bands rows)")
         return self
+
+    @model_validator(mode="after")
+    def _url_without_credentials(self) -> DedupConfig:
+        if "@" in self.redis_url:  # config is dumped into manifests: no secrets in it
+            raise ValueError("redis_url must not hold credentials: set FAQFORGE_REDIS_PASSWORD")
+        return self
+
+    def content_key(self) -> dict[str, Any]:
+        """What decides which pairs are kept: every knob but where the index lives."""
+        return self.model_dump(mode="json", exclude={"lsh_storage", "redis_url"})
 
 
 class SplitConfig(Section):
@@ -358,6 +373,7 @@ class PipelineConfig(Section):
             for k in ("ingest", "chunk", "curate", "dedup", "split", "decontaminate", "validate")
         }
         keyed["teacher"] = self.teacher.content_key()
+        keyed["dedup"] = self.dedup.content_key()
         return stable_hash(keyed)
 
     def hash(self) -> str:

@@ -13,25 +13,39 @@ the reason and the kept pair it duplicates:
    question alone, so the answers must agree too before a pair counts as a paraphrase.
 So the best pair of a cluster is kept and every dropped pair names it (``duplicate_of``) and
 its cluster (``cluster_id``). MinHash candidates come from LSH bands (``cfg.bands``) and are
-verified on the signatures, so band collisions never cause a drop. Not covered: a persistent
-(Redis) index shared between runs; a chain a≈b≈c with a≉c keeps a and c.
+verified on the signatures, so band collisions never cause a drop.
+
+Scale-out changes where the work runs, never the result: the signatures are computed in
+shards on the configured runner (``runner.kind`` dask/ray: worker processes), and the band
+buckets live in this process or in Redis (``cfg.lsh_storage``). The keep/drop pass itself
+is sequential by design (what is kept depends on the order). Not covered: an index kept
+between runs; a chain a≈b≈c with a≉c keeps a and c.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 from prefect import task
 
-from faqforge.config import DedupConfig
+from faqforge.config import DedupConfig, RunnerConfig
 from faqforge.records import QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.tasking import run_stage, stage_cache_key_fn
-from tasks.minhash import LSHIndex, jaccard, shingles, signatures
+from tasks.minhash import (
+    BandIndex,
+    IndexFactory,
+    band_indexes,
+    jaccard,
+    signature_shard,
+    text_signatures,
+)
 from tasks.text import normalise
 
 STAGE = "dedup"
@@ -39,6 +53,7 @@ STAGE = "dedup"
 MINHASH_SEED = 1
 
 Match = tuple[int, float]  # (index of the kept pair, similarity)
+Signer = Callable[[list[str]], np.ndarray]  # texts → (len(texts), num_perm) signatures
 
 
 class Detector(Protocol):
@@ -82,15 +97,14 @@ class ExactQuestions:
 class NearDuplicates:
     """Kept pairs in an LSH index of MinHash signatures; matches verified by estimated Jaccard."""
 
-    def __init__(self, reason: str, texts: list[str], threshold: float, cfg: DedupConfig) -> None:
-        self.reason, self.threshold = reason, threshold
-        sets = [shingles(t, cfg.shingle_words) for t in texts]
-        self.sigs = signatures(sets, cfg.num_perm, MINHASH_SEED)
-        self.index = LSHIndex(cfg.bands, cfg.num_perm // cfg.bands)
-        self.keys = self.index.band_keys(self.sigs)
+    def __init__(
+        self, reason: str, sigs: np.ndarray, threshold: float, new_index: IndexFactory
+    ) -> None:
+        self.reason, self.threshold, self.sigs = reason, threshold, sigs
+        self.index: BandIndex = new_index(sigs)
 
     def match(self, i: int) -> Match | None:
-        candidates = sorted(self.index.query(self.keys[i]))
+        candidates = sorted(self.index.query(i))
         if not candidates:
             return None
         sims = jaccard(self.sigs[i], self.sigs[candidates])
@@ -98,7 +112,7 @@ class NearDuplicates:
         return (candidates[best], float(sims[best])) if sims[best] >= self.threshold else None
 
     def add(self, i: int) -> None:
-        self.index.insert(i, self.keys[i])
+        self.index.insert(i)
 
 
 class Paraphrases:
@@ -130,15 +144,39 @@ class Paraphrases:
         self.kept.add(i)
 
 
-def detectors(pairs: list[QAPair], cfg: DedupConfig) -> list[Detector]:
+def local_signer(cfg: DedupConfig) -> Signer:
+    """Signatures computed here, in one vectorised pass."""
+    return lambda texts: text_signatures(texts, cfg.shingle_words, cfg.num_perm, MINHASH_SEED)
+
+
+def runner_signer(cfg: DedupConfig, runner: RunnerConfig) -> Signer:
+    """Signatures computed in shards on the runner's workers, concatenated in input order.
+
+    Two shards per worker: one slow worker then holds up at most half a worker's share.
+    """
+    from faqforge.scaleout import map_shards
+
+    def sign(texts: list[str]) -> np.ndarray:
+        size = max(1, math.ceil(len(texts) / (2 * runner.workers)))
+        shards = [
+            (texts[lo : lo + size], cfg.shingle_words, cfg.num_perm, MINHASH_SEED)
+            for lo in range(0, len(texts), size)
+        ]
+        return np.concatenate(map_shards(signature_shard, shards, runner))
+
+    return sign
+
+
+def detectors(
+    pairs: list[QAPair], cfg: DedupConfig, sign: Signer, new_index: IndexFactory
+) -> list[Detector]:
+    n = len(pairs)
+    # One call for both detectors' texts: on a runner, one fan-out instead of two.
+    sigs = sign([p.question for p in pairs] + [f"{p.question} {p.answer}" for p in pairs])
     found: list[Detector] = [
         ExactQuestions(pairs),
-        NearDuplicates(
-            "near_duplicate_question", [p.question for p in pairs], cfg.question_threshold, cfg
-        ),
-        NearDuplicates(
-            "near_duplicate", [f"{p.question} {p.answer}" for p in pairs], cfg.threshold, cfg
-        ),
+        NearDuplicates("near_duplicate_question", sigs[:n], cfg.question_threshold, new_index),
+        NearDuplicates("near_duplicate", sigs[n:], cfg.threshold, new_index),
     ]
     if cfg.semantic:
         found.append(Paraphrases(pairs, cfg))
@@ -161,22 +199,29 @@ def cluster_id(kept: QAPair) -> str:
     return f"dup-{kept.id}"
 
 
-def dedup_pairs(pairs: list[QAPair], cfg: DedupConfig) -> tuple[list[QAPair], list[Rejection]]:
-    """Keep the best pair of each duplicate cluster; kept pairs stay in their input order."""
+def dedup_pairs(
+    pairs: list[QAPair], cfg: DedupConfig, sign: Signer | None = None
+) -> tuple[list[QAPair], list[Rejection]]:
+    """Keep the best pair of each duplicate cluster; kept pairs stay in their input order.
+
+    ``sign`` computes MinHash signatures (default: here, ``local_signer``).
+    """
     if not pairs:
         return [], []
-    checks = detectors(pairs, cfg)
-    kept: set[int] = set()
-    rejected: list[Rejection] = []
-    for i in sorted(range(len(pairs)), key=lambda k: rank(pairs[k], k)):
-        for check in checks:
-            if (hit := check.match(i)) is not None:
-                rejected.append(_reject(pairs[i], check.reason, pairs[hit[0]], hit[1]))
-                break
-        else:
-            kept.add(i)
+    redis_url = cfg.redis_url if cfg.lsh_storage == "redis" else None
+    with band_indexes(cfg.bands, cfg.num_perm // cfg.bands, MINHASH_SEED, redis_url) as new_index:
+        checks = detectors(pairs, cfg, sign or local_signer(cfg), new_index)
+        kept: set[int] = set()
+        rejected: list[Rejection] = []
+        for i in sorted(range(len(pairs)), key=lambda k: rank(pairs[k], k)):
             for check in checks:
-                check.add(i)
+                if (hit := check.match(i)) is not None:
+                    rejected.append(_reject(pairs[i], check.reason, pairs[hit[0]], hit[1]))
+                    break
+            else:
+                kept.add(i)
+                for check in checks:
+                    check.add(i)
     return [pairs[i] for i in sorted(kept)], rejected
 
 
@@ -193,19 +238,35 @@ def clusters(rejected: list[Rejection]) -> list[dict[str, Any]]:
     ]
 
 
+def _key_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The inputs that decide the output: the runner and the index's location do not."""
+    return {
+        "pairs": params["pairs"],
+        "cfg": params["cfg"].content_key(),
+        "workspace": params["workspace"],
+    }
+
+
+_stage_key = stage_cache_key_fn(STAGE, sys.modules[__name__])
+
+
 @task(
     name="dedup",
-    cache_key_fn=stage_cache_key_fn(STAGE, sys.modules[__name__]),
+    cache_key_fn=lambda ctx, params: _stage_key(ctx, _key_params(params)),
     persist_result=True,
     result_serializer="json",
 )
-def dedup(pairs: StageOutput, cfg: DedupConfig, workspace: str) -> StageOutput:
+def dedup(
+    pairs: StageOutput, cfg: DedupConfig, workspace: str, runner: RunnerConfig | None = None
+) -> StageOutput:
     """Pairs without duplicates (``pairs``), each drop naming its kept twin (``rejections``),
-    and the duplicate clusters (``clusters``)."""
+    and the duplicate clusters (``clusters``). ``runner`` (kind dask/ray) computes the
+    MinHash signatures on its workers; the output is the same, and so is the cache key."""
 
     def compute():
         items = pairs.read("pairs", QAPair)
-        kept, rejected = dedup_pairs(items, cfg)
+        on_runner = runner is not None and runner.kind != "thread"
+        kept, rejected = dedup_pairs(items, cfg, runner_signer(cfg, runner) if on_runner else None)
         counts = StageCounts.of(len(items), len(kept), rejected)
         groups = clusters(rejected)
         stats = {
@@ -215,4 +276,4 @@ def dedup(pairs: StageOutput, cfg: DedupConfig, workspace: str) -> StageOutput:
         return {"pairs": kept, "rejections": rejected, "clusters": groups}, counts, stats
 
     params = {"pairs": pairs, "cfg": cfg, "workspace": workspace}
-    return run_stage(STAGE, sys.modules[__name__], params, compute)
+    return run_stage(STAGE, sys.modules[__name__], _key_params(params), compute)

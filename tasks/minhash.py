@@ -5,21 +5,34 @@ A signature here equals ``datasketch.MinHash(num_perm, seed)`` updated with the 
 finalizer, then ``a*h + b mod 2^32`` with datasketch's own seeded permutations). What changes
 is the cost: one numpy pass over every shingle of a batch instead of a Python call and a
 128-wide numpy update per shingle (``bench/dedup_quality_speed.py`` measures both).
-Not covered: weighted MinHash, the "legacy"/"affine64" schemes, persistent (Redis) buckets.
+The band index lives in this process (``LSHIndex``) or, for an index outside the worker's
+memory that other processes can query, in Redis through datasketch's ``MinHashLSH`` (same
+band layout, same candidates: ``band_indexes``). ``signature_shard`` is the Prefect task
+that computes one shard's signatures on a scale-out runner (``faqforge.scaleout``).
+Not covered: weighted MinHash, the "legacy"/"affine64" schemes, an index kept between runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
+from typing import Any, Protocol
 
 import numpy as np
-from datasketch import MinHash
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.text import words
 
+# The Redis password is read from this variable (datasketch resolves it at connect time), so
+# it never sits in a config file or a manifest.
+REDIS_PASSWORD_ENV = "FAQFORGE_REDIS_PASSWORD"
 MAX_HASH = np.uint32(0xFFFFFFFF)  # datasketch's value for "no shingle seen"
 _BATCH_SHINGLES = 8192  # rows of the (shingles × num_perm) block: a few MB, stays in cache
 
@@ -114,3 +127,110 @@ class LSHIndex:
     def insert(self, item: int, keys: np.ndarray) -> None:
         for band, key in enumerate(keys.tolist()):
             self._buckets[band][key].append(item)
+
+
+class LSHStorageError(RuntimeError):
+    """The Redis server that should hold the LSH index cannot be used."""
+
+
+class BandIndex(Protocol):
+    """Band buckets over a fixed array of signatures, addressed by row number."""
+
+    def query(self, item: int) -> set[int]: ...
+
+    def insert(self, item: int) -> None: ...
+
+
+class MemoryBands:
+    """``LSHIndex`` over ``sigs``: band keys computed once, buckets in this process."""
+
+    def __init__(self, sigs: np.ndarray, bands: int, rows: int) -> None:
+        self.index = LSHIndex(bands, rows)
+        self.keys = self.index.band_keys(sigs)
+
+    def query(self, item: int) -> set[int]:
+        return self.index.query(self.keys[item])
+
+    def insert(self, item: int) -> None:
+        self.index.insert(item, self.keys[item])
+
+
+class RedisBands:
+    """datasketch ``MinHashLSH`` on Redis over ``sigs``: a bucket is the exact bytes of a band.
+
+    ``LSHIndex`` folds a band into a 64-bit key instead, so the two return the same candidates
+    but for a 2^-64 chance of a key collision, which verification then discards.
+    """
+
+    def __init__(
+        self, sigs: np.ndarray, bands: int, rows: int, seed: int, storage: dict[str, Any]
+    ) -> None:
+        self.sigs, self.seed = sigs, seed
+        self.lsh = MinHashLSH(num_perm=sigs.shape[1], params=(bands, rows), storage_config=storage)
+
+    def _minhash(self, item: int) -> LeanMinHash:
+        return LeanMinHash(seed=self.seed, hashvalues=self.sigs[item], scheme="affine32")
+
+    def query(self, item: int) -> set[int]:
+        return set(self.lsh.query(self._minhash(item)))
+
+    def insert(self, item: int) -> None:
+        # Rows are inserted once each by construction: skip datasketch's round trip to check.
+        self.lsh.insert(item, self._minhash(item), check_duplication=False)
+
+
+IndexFactory = Callable[[np.ndarray], BandIndex]
+
+
+@contextmanager
+def band_indexes(
+    bands: int, rows: int, seed: int, redis_url: str | None = None
+) -> Iterator[IndexFactory]:
+    """Yields ``new_index(sigs)``: in memory, or in Redis under a fresh key prefix.
+
+    The Redis keys of every index made here are deleted on exit, failed runs included; a
+    process killed outright leaves them under ``faqforge:lsh:<uuid>:``.
+    """
+    if redis_url is None:
+        yield lambda sigs: MemoryBands(sigs, bands, rows)
+        return
+    import redis
+    from redis.connection import parse_url
+
+    params: dict[str, Any] = parse_url(redis_url)
+    client = redis.Redis(**params, password=os.environ.get(REDIS_PASSWORD_ENV))
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise LSHStorageError(f"dedup.redis_url {redis_url}: {exc}") from exc
+    prefix = f"faqforge:lsh:{uuid.uuid4().hex}:"
+    # datasketch connects once per bucket table and reads the password from the variable itself.
+    storage = {"type": "redis", "redis": {**params, "password": {"env": REDIS_PASSWORD_ENV}}}
+    made = 0
+
+    def new_index(sigs: np.ndarray) -> BandIndex:
+        nonlocal made
+        made += 1
+        basename = f"{prefix}{made}".encode()
+        return RedisBands(sigs, bands, rows, seed, {**storage, "basename": basename})
+
+    try:
+        yield new_index
+    finally:
+        stale = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for lo in range(0, len(stale), 1000):
+            client.delete(*stale[lo : lo + 1000])
+        client.close()
+
+
+def text_signatures(
+    texts: Sequence[str], shingle_words: int, num_perm: int, seed: int
+) -> np.ndarray:
+    """``signatures`` of each text's word shingles: ``(len(texts), num_perm)`` uint32."""
+    return signatures([shingles(t, shingle_words) for t in texts], num_perm, seed)
+
+
+@task(name="minhash-signatures", cache_policy=NO_CACHE, persist_result=False)
+def signature_shard(shard: tuple[list[str], int, int, int]) -> np.ndarray:
+    """One shard's signatures, ``(texts, shingle_words, num_perm, seed)`` in, on a worker."""
+    return text_signatures(*shard)

@@ -1,0 +1,75 @@
+"""Where the data stages' heavy work runs: threads in this process, a Dask or a Ray cluster.
+
+``task_runner(cfg)`` builds the Prefect task runner that ``runner.kind`` names;
+``map_shards(task, shards, cfg)`` runs one task per shard on it, inside a subflow (so each
+shard is a task run in the UI), and returns the results in shard order. Shards travel to the
+workers pickled: they must be plain data, and the tasks importable there (a Dask worker of
+a remote cluster needs faqforge installed, e.g. the image in ``docker/``).
+Not covered: retries of a lost worker beyond what Dask/Ray do themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prefect import Task, flow
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from faqforge.config import RunnerConfig
+
+
+class RunnerError(RuntimeError):
+    """The configured runner cannot be built (a missing extra, a bad address)."""
+
+
+def task_runner(cfg: RunnerConfig) -> TaskRunner[Any]:
+    """The Prefect task runner for ``cfg``: a ThreadPool, a DaskTaskRunner or a RayTaskRunner.
+
+    Without ``address``, Dask starts a LocalCluster of ``workers`` processes (one thread each:
+    MinHash is CPU-bound numpy and hashlib, so processes, not threads, add cores) and Ray a
+    local instance with ``workers`` CPUs; both are torn down when the subflow ends.
+    """
+    if cfg.kind == "thread":
+        return ThreadPoolTaskRunner(max_workers=cfg.workers)
+    if cfg.kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if cfg.address:
+            return DaskTaskRunner(address=cfg.address)
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": cfg.workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                # No dashboard: two runs on one host would fight over port 8787.
+                "dashboard_address": None,
+            }
+        )
+    try:
+        from prefect_ray import RayTaskRunner
+    except ImportError as exc:
+        raise RunnerError(
+            "runner.kind=ray needs prefect-ray, which is not installed: "
+            "pip install 'faqforge[ray]' (or set runner.kind to thread or dask)"
+        ) from exc
+    if cfg.address:
+        return RayTaskRunner(address=cfg.address)
+    return RayTaskRunner(init_kwargs={"num_cpus": cfg.workers})
+
+
+def map_shards(task: Task[..., Any], shards: Sequence[Any], cfg: RunnerConfig) -> list[Any]:
+    """``[task(shard) for shard in shards]``, computed on the runner ``cfg`` names.
+
+    The runner is built before the subflow starts, so a configuration error (ray missing)
+    surfaces here, not as a failed task run.
+    """
+    runner = task_runner(cfg)
+
+    # Shards reach the tasks through the closure, not as flow parameters: Prefect stores a
+    # flow run's parameters in its database, and shards can be large.
+    @flow(name=f"{task.name}-shards", task_runner=runner, validate_parameters=False)
+    def fan_out() -> list[Any]:
+        return [future.result() for future in task.map(list(shards))]
+
+    return fan_out()

