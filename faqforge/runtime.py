@@ -17,6 +17,9 @@ def prepare_environment(workspace: Path | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # A stored result is read back on a cache hit: JSON, never a pickle that reading would
+    # execute (Prefect's default is pickle). Tasks that persist also say so themselves.
+    os.environ.setdefault("PREFECT_RESULTS_DEFAULT_SERIALIZER", "json")
     if workspace is not None:
         # Task results live beside the files they point at, so both go when one is deleted.
         os.environ.setdefault(
