@@ -1,0 +1,200 @@
+"""Chaos: refreshes SIGKILLed at random moments while the teacher endpoint misbehaves, each
+re-run until it completes, compared with a fault-free run.
+
+    .venv/bin/python bench/chaos.py                  # 10 runs, seed 0
+    .venv/bin/python bench/chaos.py --runs 3 --seed 7 --kill-chance 0.8
+
+Each run is a fresh workspace on a tiny corpus (3 sample documents). The teacher is the fake
+OpenAI server (``tests/openai_server.py``) behind the fault proxy (``tests/fault_proxy.py``),
+which fails a share of requests with 500, 429, a dropped connection or a timeout. Before each
+attempt a coin decides whether the attempt is killed (process group, SIGKILL) after a random
+delay of 10-60 % of the fault-free run's wall time; at most ``--max-kills`` per run, then it is let
+finish. A watcher checks every value of ``datasets/LATEST`` it sees names a complete version.
+Prints runs, kills, faults injected, records lost and duplicated, partial versions seen, and
+whether every final dataset is identical to the fault-free one; exits 1 if any goal is missed.
+All processes use one Prefect API (``--api-url``, else a ``prefect server start`` of its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fault_proxy import FaultProxy  # noqa: E402
+from openai_server import OpenAICompatServer  # noqa: E402
+from refresh_proc import (  # noqa: E402
+    LatestWatcher,
+    PrefectServer,
+    dataset,
+    kill_when,
+    start_refresh,
+    tiny_corpus,
+)
+
+# Transient faults only: the teacher retries these. (400 and malformed replies are not
+# transient: they end as rejections by design, so they would "lose" records on purpose.)
+FAULTS = ("500", "429", "disconnect", "timeout")
+TEACHER = ["teacher.kind=openai", "teacher.model=tiny-teacher", "teacher.concurrency=2",
+           "teacher.timeout_s=1.5", "teacher.max_retries=8", "teacher.backoff_s=0.05",
+           "teacher.backoff_max_s=0.5"]  # fmt: skip
+
+
+@dataclass
+class Report:
+    runs: int = 0
+    attempts: int = 0
+    kills: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    records_lost: int = 0
+    duplicates: int = 0
+    partial_seen: int = 0
+    identical: list[bool] = field(default_factory=list)
+    reference_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.records_lost or self.duplicates or self.partial_seen) and all(
+            self.identical
+        )
+
+    def lines(self) -> str:
+        faults = ", ".join(f"{k}: {v}" for k, v in sorted(self.faults.items())) or "none"
+        return "\n".join(
+            [
+                f"runs: {self.runs} ({self.attempts} attempts; "
+                f"fault-free run {self.reference_s:.1f} s)",
+                f"kills: {self.kills}",
+                f"faults injected: {sum(self.faults.values())} ({faults}) "
+                f"in {self.requests} teacher requests",
+                f"records lost: {self.records_lost} (goal 0)",
+                f"duplicate records: {self.duplicates} (goal 0)",
+                f"partial versions seen as LATEST: {self.partial_seen} (goal 0)",
+                "final dataset identical to the fault-free run: "
+                + ("yes" if self.identical and all(self.identical) else "no")
+                + f" ({sum(self.identical)}/{len(self.identical)})",
+            ]
+        )
+
+
+class ScriptedFaults:
+    """Refills the proxy's fault queue with a seeded random script and counts what was used."""
+
+    def __init__(self, proxy: FaultProxy, rng: random.Random, share: float):
+        self.proxy, self.rng, self.share = proxy, rng, share
+        self.script: list[str | None] = []
+
+    def arm(self, n: int = 2000) -> None:
+        weights = (0.35, 0.35, 0.2, 0.1)
+        self.script = [
+            self.rng.choices(FAULTS, weights)[0] if self.rng.random() < self.share else None
+            for _ in range(n)
+        ]
+        self.proxy.faults.clear()
+        self.proxy.faults.extend(self.script)  # type: ignore[arg-type]
+
+    def used(self) -> Counter[str]:
+        n = len(self.script) - len(self.proxy.faults)
+        return Counter(f for f in self.script[:n] if f is not None)
+
+
+@contextmanager
+def prefect_api(url: str | None, home: Path) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    with PrefectServer(home) as server:
+        yield server.url
+
+
+def run_chaos(
+    runs: int = 10,
+    seed: int = 0,
+    kill_chance: float = 0.7,
+    max_kills: int = 3,
+    fault_share: float = 0.15,
+    api_url: str | None = None,
+    workdir: Path | None = None,
+) -> Report:
+    rng = random.Random(seed)
+    work = workdir or Path(tempfile.mkdtemp(prefix="faqforge-chaos-"))
+    corpus, report = tiny_corpus(work / "corpus"), Report()
+    with (
+        prefect_api(api_url, work / "prefect") as api,
+        OpenAICompatServer(delay_s=0.05) as server,
+        FaultProxy(server.base_url, hang_s=2.0) as proxy,
+    ):
+        sets = [*TEACHER, f"teacher.base_url={proxy.base_url}"]
+        start = time.monotonic()
+        ref = start_refresh(corpus, work / "reference", api, sets, work / "reference.log")
+        if ref.wait(timeout=600) != 0:
+            raise RuntimeError(f"fault-free run failed: see {work / 'reference.log'}")
+        report.reference_s = time.monotonic() - start
+        want = dataset(work / "reference")
+        want_ids = {r["id"] for r in want["train"] + want["eval"]}
+        faults = ScriptedFaults(proxy, rng, fault_share)
+        sent_before = len(proxy.requests)
+        for i in range(runs):
+            ws, log = work / f"run-{i:02d}", work / f"run-{i:02d}.log"
+            kills = 0
+            with LatestWatcher(ws) as watcher:
+                while True:
+                    faults.arm()
+                    report.attempts += 1
+                    proc = start_refresh(corpus, ws, api, sets, log)
+                    delay = rng.uniform(0.1, 0.6) * report.reference_s  # mostly mid-run
+                    kill = kills < max_kills and rng.random() < kill_chance
+                    at = time.monotonic() + delay
+                    if kill and kill_when(proc, lambda t=at: time.monotonic() >= t, 600):
+                        kills += 1
+                    elif proc.wait(timeout=600) == 0:
+                        report.faults += faults.used()
+                        break
+                    else:
+                        raise RuntimeError(f"run {i} failed without a kill: see {log}")
+                    report.faults += faults.used()
+            report.runs += 1
+            report.kills += kills
+            report.partial_seen += len(watcher.problems)
+            got = dataset(ws)
+            ids = [r["id"] for r in got["train"] + got["eval"]]
+            report.records_lost += len(want_ids - set(ids))
+            report.duplicates += sum(n - 1 for n in Counter(ids).values())
+            report.identical.append(
+                all(got[k] == want[k] for k in ("version", "train", "eval", "rejections"))
+            )
+        report.requests = len(proxy.requests) - sent_before
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kill-chance", type=float, default=0.7, help="per attempt")
+    parser.add_argument("--max-kills", type=int, default=3, help="per run")
+    parser.add_argument("--fault-share", type=float, default=0.15, help="of teacher requests")
+    parser.add_argument("--api-url", default=None, help="a running Prefect API to use")
+    parser.add_argument("--workdir", type=Path, default=None, help="kept for inspection")
+    args = parser.parse_args()
+    report = run_chaos(
+        args.runs, args.seed, args.kill_chance, args.max_kills, args.fault_share,
+        args.api_url, args.workdir,
+    )  # fmt: skip
+    print(report.lines())
+    sys.exit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":
+    main()
