@@ -24,6 +24,7 @@ from typing import Any
 from faqforge.storage import Workspace, iter_jsonl, read_json
 
 EXCERPT_CHARS = 240
+MAX_LISTED = 50  # documents shown in markdown (an artifact of 10k lines helps nobody)
 SPLITS = ("train", "eval")
 
 
@@ -237,10 +238,13 @@ def render(info: dict[str, Any]) -> str:
     kind = info["kind"]
     if kind == "dataset":
         lines = [f"# Dataset {info['version']}", "", *_dataset_lines(info), "", "## Documents"]
+        docs = info["documents"]
         lines += [
             f"- `{d['source']}` (doc {d['doc_id']}, content hash {d['content_hash']})"
-            for d in info["documents"]
+            for d in docs[:MAX_LISTED]
         ]
+        if len(docs) > MAX_LISTED:
+            lines.append(f"- … and {len(docs) - MAX_LISTED} more (`--json` lists all)")
         lines += ["", "## Runs", *_run_lines(info["runs"])]
     elif kind == "run":
         ds = info["dataset"]

@@ -1,8 +1,7 @@
 """Lineage on a workspace made by the real flows (refresh → finetune → evaluate, tiny settings,
-mirrored to a file:// remote):
-Prefect asset materializations with their upstream assets and a ``lineage`` artifact per flow
-run, read back from the API; ``faqforge lineage`` from a training pair, a dataset version and a
-run id, as markdown and JSON; a clear error for an unknown id."""
+mirrored to a file:// remote): Prefect asset materializations with their upstream assets and a
+``lineage`` artifact per flow run, read back from the API; ``faqforge lineage`` from a training
+pair, a dataset version and a run id, as markdown and JSON; a clear error for an unknown id."""
 
 from __future__ import annotations
 
@@ -17,12 +16,17 @@ from typer.testing import CliRunner
 from faqforge.cli import app
 from faqforge.storage import iter_jsonl, read_json
 
+# Every test here reads the workspace of one real refresh → finetune → evaluate chain.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"
 # Tiny but real: 2 optimiser steps, 3 eval items, no embedding model for dedup.
 TINY = [
     "dedup.semantic=false",
     "finetune.max_steps=2",
+    "finetune.batch_size=2",
+    "finetune.max_length=128",
     "finetune.sample_questions=0",
     "evaluate.max_items=3",
     "evaluate.bootstrap_resamples=100",

@@ -46,6 +46,7 @@ def same_files(a: Path, b: Path, skip: tuple[str, ...] = ()) -> None:
     assert files and files == local_files(b, skip)
 
 
+@pytest.mark.slow  # the shared chain (test_lineage) costs ~1 min once
 def test_flows_mirror_dataset_run_and_report_with_markers(chain):
     ws, remote = chain["ws"], remote_dir(chain)
     version, rid = chain["dataset"]["version"], chain["run"]["run_id"]
@@ -63,6 +64,7 @@ def test_flows_mirror_dataset_run_and_report_with_markers(chain):
     assert json.loads((run / "eval" / COMPLETE).read_text())["files"].keys() >= {"report.md"}
 
 
+@pytest.mark.slow  # the shared chain (test_lineage) costs ~1 min once
 def test_task_results_land_on_the_remote(chain):
     results = remote_dir(chain) / "prefect-results"
     stored = [p for p in results.iterdir() if p.is_file()]
@@ -71,6 +73,7 @@ def test_task_results_land_on_the_remote(chain):
     assert any(b'"stage"' in p.read_bytes() or b"chunks.jsonl" in p.read_bytes() for p in stored)
 
 
+@pytest.mark.slow  # the shared chain (test_lineage) costs ~1 min once
 def test_finetune_in_an_empty_workspace_trains_on_the_remote_dataset(chain, tmp_path):
     from flows.finetune import finetune_flow
 
@@ -87,6 +90,7 @@ def test_finetune_in_an_empty_workspace_trains_on_the_remote_dataset(chain, tmp_
     assert not (ws_b / "tmp").exists() or not any((ws_b / "tmp").iterdir())
 
 
+@pytest.mark.slow  # the shared chain (test_lineage) costs ~1 min once
 def test_evaluate_in_an_empty_workspace_fetches_run_and_dataset(chain, tmp_path):
     from flows.evaluate import evaluate_flow
 
@@ -100,6 +104,7 @@ def test_evaluate_in_an_empty_workspace_fetches_run_and_dataset(chain, tmp_path)
     assert result["metrics"]["n"] == 3
 
 
+@pytest.mark.slow  # the shared chain (test_lineage) costs ~1 min once
 def test_a_missing_version_names_the_workspace_and_the_remote(chain, tmp_path):
     from flows.finetune import finetune_flow
 
