@@ -103,6 +103,11 @@ def publish_dir(staging: Path, final: Path) -> None:
         if f.is_file():
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
+    # The folders' entries too: after a power cut a renamed folder must not come back with
+    # files missing (a SIGKILL alone loses nothing the kernel already has).
+    for d in sorted((p for p in staging.rglob("*") if p.is_dir()), reverse=True):
+        _fsync_dir(d)
+    _fsync_dir(staging)
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():
         # Content-addressed: the same name means the same content, already published.
