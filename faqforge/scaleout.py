@@ -11,6 +11,7 @@ Not covered: retries of a lost worker beyond what Dask/Ray do themselves.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from prefect import Task, flow
@@ -72,4 +73,23 @@ def map_shards(task: Task[..., Any], shards: Sequence[Any], cfg: RunnerConfig) -
     def fan_out() -> list[Any]:
         return [future.result() for future in task.map(list(shards))]
 
-    return fan_out()
+    with _shared_api() if cfg.kind != "thread" else nullcontext():
+        return fan_out()
+
+
+def _shared_api() -> AbstractContextManager[Any]:
+    """Point the workers at this process's API when no PREFECT_API_URL is set.
+
+    The embedded default runs on a temporary server that only this process knows; a worker
+    process given no URL would start one of its own (10-20 s each). The runner hands the
+    settings in force to its workers, so setting the URL here is enough.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        return nullcontext()
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the one this process started (one instance per port)
+    server.start()  # already running: returns at once
+    return temporary_settings({PREFECT_API_URL: server.api_url})

@@ -3,6 +3,7 @@ real Redis server gives exactly the in-process result; runner errors are clear."
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -32,7 +33,8 @@ from tasks.minhash import (
 
 # The semantic detector runs in-process whatever the runner: leave its model out of these.
 CFG = DedupConfig(semantic=False)
-CORPUS = Path(__file__).resolve().parent.parent / "faqforge" / "sample_corpus"
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "faqforge" / "sample_corpus"
 
 
 def planted_pairs(n: int = 300, seed: int = 0) -> list[QAPair]:
@@ -83,25 +85,19 @@ def upstream(root: Path) -> StageOutput:
 
 
 @task
-def where(shard: list[int]) -> tuple[int, int]:
-    return os.getpid(), sum(shard)
+def noop(shard: list[int]) -> int:
+    return sum(shard)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dask_cluster():
-    """One LocalCluster of 2 worker processes for the module (a start costs 10-30 s here).
+    """A LocalCluster of 2 worker processes, reached through ``runner.address``."""
+    from distributed import LocalCluster
 
-    The runner reaches it through ``runner.address``; ``task_runner`` builds the same
-    cluster itself when no address is given."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield cluster.scheduler_address, set(client.run(os.getpid).values())
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
 
 
 def test_dask_runner_without_address_starts_a_local_cluster_of_worker_processes():
@@ -117,19 +113,42 @@ def test_dask_runner_without_address_starts_a_local_cluster_of_worker_processes(
     )
 
 
-@pytest.mark.usefixtures("prefect_harness")
-def test_map_shards_runs_on_dask_worker_processes_in_shard_order(dask_cluster):
-    address, worker_pids = dask_cluster
-    runner = RunnerConfig(kind="dask", address=address)
+# The embedded default in a fresh process: no PREFECT_API_URL, a temporary server, and a
+# LocalCluster built by the runner itself. `where` lives in __main__, so it reaches the
+# workers pickled by value.
+EMBEDDED_FAN_OUT = """
+import json, os
+from prefect import flow, task
+from faqforge.config import RunnerConfig
+from faqforge.scaleout import map_shards
 
-    @flow
-    def fan_out():
-        return map_shards(where, [[1, 2], [3], [4, 5, 6], [7]], runner)
+@task
+def where(shard):
+    return os.getpid(), sum(shard)
 
-    results = fan_out()
-    assert [total for _, total in results] == [3, 3, 15, 7]  # shard order kept
-    # computed in the cluster's worker processes: task and shards crossed pickled
-    assert {pid for pid, _ in results} <= worker_pids and os.getpid() not in worker_pids
+@flow
+def fan_out():
+    return map_shards(where, [[1, 2], [3], [4, 5, 6], [7]], RunnerConfig(kind="dask"))
+
+print("RESULT", json.dumps({"parent": os.getpid(), "results": fan_out()}))
+"""
+
+
+def test_map_shards_on_worker_processes_of_a_local_cluster_sharing_one_server():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    done = subprocess.run(
+        [sys.executable, "-c", EMBEDDED_FAN_OUT],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    out = json.loads(line.removeprefix("RESULT "))
+    assert [total for _, total in out["results"]] == [3, 3, 15, 7]  # shard order kept
+    pids = {pid for pid, _ in out["results"]}
+    assert out["parent"] not in pids and len(pids) <= 2  # runner.workers = 2 processes
+    # The workers reported to the parent's temporary server instead of starting their own.
+    assert log.count("Starting temporary server") == 1, log[-3000:]
 
 
 def test_runner_signatures_equal_local_ones_shard_by_shard():
@@ -152,7 +171,7 @@ def test_dedup_on_dask_equals_in_process(tmp_path, dask_cluster):
 
     local = run(None)
     shutil.rmtree(local.dir)  # so the dask run computes again, in the same workspace
-    dask = run(RunnerConfig(kind="dask", address=dask_cluster[0], workers=2))
+    dask = run(RunnerConfig(kind="dask", address=dask_cluster, workers=2))
 
     assert dask.key == local.key  # the runner is not part of the cache key
     assert dask.hashes == local.hashes  # pairs, rejections, clusters: byte-identical files
@@ -258,7 +277,7 @@ def test_ray_without_prefect_ray_is_a_clear_error(monkeypatch):
     with pytest.raises(RunnerError, match=r"faqforge\[ray\]"):
         task_runner(RunnerConfig(kind="ray"))
     with pytest.raises(RunnerError):  # before any subflow starts
-        map_shards(where, [[1]], RunnerConfig(kind="ray"))
+        map_shards(noop, [[1]], RunnerConfig(kind="ray"))
 
 
 def test_unknown_runner_kind_lists_the_choices():
