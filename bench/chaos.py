@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fault_proxy import FaultProxy  # noqa: E402
 from openai_server import OpenAICompatServer  # noqa: E402
+from prefect_server import prefect_server  # noqa: E402
 from refresh_proc import (  # noqa: E402
     LatestWatcher,
-    PrefectServer,
     dataset,
     kill_when,
     start_refresh,
@@ -114,7 +114,7 @@ def prefect_api(url: str | None, home: Path) -> Iterator[str]:
     if url:
         yield url
         return
-    with PrefectServer(home) as server:
+    with prefect_server(home) as server:
         yield server.url
 
 

@@ -49,7 +49,7 @@ def vllm_server(tmp_path_factory):
 def prefect_api(tmp_path_factory):
     """One ``prefect server start`` on 127.0.0.1 for flows run as subprocesses (killed,
     raced): each would otherwise start its own temporary API (10-20 s). Stopped by PID."""
-    from refresh_proc import PrefectServer
+    from prefect_server import prefect_server
 
-    with PrefectServer(tmp_path_factory.mktemp("prefect-api")) as api:
+    with prefect_server(tmp_path_factory.mktemp("prefect-api")) as api:
         yield api

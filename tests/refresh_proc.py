@@ -3,7 +3,7 @@
 A refresh runs as a subprocess in its own process group, so a test can SIGKILL it (and
 anything it started) the moment a file appears: a stage's ``_SUCCESS`` marker, a staging
 folder, ``datasets/LATEST``. All of them talk to one ``prefect server start`` on 127.0.0.1
-(``PrefectServer``): an ephemeral API per process would cost 10-20 s each.
+(``prefect_server.py``): an ephemeral API per process would cost 10-20 s each.
 ``check_published`` is the consistency rule every test applies: LATEST names a version
 whose manifest exists and whose files hash to what the manifest says.
 """
@@ -13,12 +13,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
@@ -39,60 +37,6 @@ def tiny_corpus(dest: Path) -> Path:
     for name in CORPUS_FILES:
         shutil.copy(ROOT / "faqforge" / "sample_corpus" / name, dest / name)
     return dest
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class PrefectServer:
-    """``with PrefectServer(home) as api: ... api.url``: a Prefect API on SQLite under ``home``.
-
-    Started with ``prefect server start`` and stopped by its process group id.
-    """
-
-    def __init__(self, home: Path, startup_s: float = 120):
-        self.home, self.startup_s = home, startup_s
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/api"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Self:
-        self.home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_UI_ENABLED": "false",
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
-        env.pop("PREFECT_API_URL", None)
-        cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-               "--port", str(self.port)]  # fmt: skip
-        with (self.home / "server.log").open("wb") as log:
-            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + self.startup_s
-        while not self._healthy():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                log_text = (self.home / "server.log").read_text()[-2000:]
-                raise RuntimeError(f"prefect server did not start:\n{log_text}")
-            time.sleep(0.3)
-        return self
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 def refresh_env(api_url: str) -> dict[str, str]:
