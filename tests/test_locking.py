@@ -126,3 +126,17 @@ def test_with_lock_timeout_a_refresh_waits_for_the_holder(prefect_api, tmp_path)
         child.wait()
     assert proc.wait(timeout=240) == 0, log.read_text()[-3000:]
     assert check_published(ws) is not None
+
+
+@pytest.mark.slow
+def test_an_evaluation_waits_its_turn_for_the_champion(prefect_api, tmp_path):
+    """Evaluations read runs/CHAMPION first and may replace it last: a second one is refused
+    before it reads anything (here before it even looks for a run to score)."""
+    from refresh_proc import FAQFORGE, refresh_env
+
+    with workspace_lock(tmp_path, "evaluate"):
+        out = subprocess.run([*FAQFORGE, "run", "evaluate", "--workspace", str(tmp_path)],
+                             cwd=ROOT, env=refresh_env(prefect_api.url), capture_output=True,
+                             text=True, timeout=240)  # fmt: skip
+    assert out.returncode == 1
+    assert f"WorkspaceLocked: workspace {tmp_path} is busy: held by evaluate run" in out.stderr
