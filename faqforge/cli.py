@@ -231,6 +231,31 @@ def config_show(
     typer.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False))
 
 
+@app.command("deploy")
+def deploy_cmd(
+    prefect_file: Annotated[
+        Path, typer.Option(help="the deployments file; its checkout is where runs execute")
+    ] = Path("deployments/prefect.yaml"),
+) -> None:
+    """Create the work pool if missing and register every deployment (PREFECT_API_URL)."""
+    from faqforge.runtime import prepare_environment
+
+    prepare_environment()
+    from faqforge.deploy import DeployError, deploy
+
+    try:
+        created, deployments = deploy(prefect_file)
+    except DeployError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    for pool in created:
+        typer.echo(f"created work pool {pool} (process)")
+    for dep in deployments:
+        typer.echo(f"registered {dep.describe()}")
+    pools = sorted({d.work_pool for d in deployments})
+    typer.echo("start a worker: " + " & ".join(f"prefect worker start --pool {p}" for p in pools))
+
+
 def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 

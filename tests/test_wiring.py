@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -40,13 +41,76 @@ def test_every_expectation_suite_loads():
         assert suite.expectations, f"{path.name} has no expectations"
 
 
-def test_every_deployment_entrypoint_and_parameter_matches_its_flow():
-    spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
-    assert spec["deployments"]
-    for dep in spec["deployments"]:
-        path, func = dep["entrypoint"].split(":")
-        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-        flow = getattr(module, func)
-        signature = inspect.signature(flow.fn).parameters
-        unknown = set(dep.get("parameters", {})) - set(signature)
-        assert not unknown, f"{dep['name']}: parameters {unknown} not in {func}{list(signature)}"
+PREFECT_YAML = ROOT / "deployments" / "prefect.yaml"
+TEMPLATE = re.compile(r"^\{\{\s*flow_run\.parameters\.(\w+)\s*\}\}$")
+
+
+def deployments() -> list[dict]:
+    """The deployments with every anchor and merge key resolved (an unknown alias raises)."""
+    return yaml.safe_load(PREFECT_YAML.read_text())["deployments"]
+
+
+def flow_of(dep: dict):
+    path, func = dep["entrypoint"].split(":")
+    assert (ROOT / path).is_file(), f"{dep['name']}: no file {path}"
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    return getattr(module, func)
+
+
+DEPLOYMENTS = {f"{flow_of(d).name}/{d['name']}": d for d in deployments()}
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_deployment_entrypoint_is_a_flow_with_typed_parameters(name):
+    from prefect import Flow
+
+    from faqforge.notify import notify_failure
+
+    dep = DEPLOYMENTS[name]
+    flow = flow_of(dep)
+    assert isinstance(flow, Flow), f"{dep['entrypoint']} is not a flow"
+    params = dep["parameters"]
+    unknown = set(params) - set(inspect.signature(flow.fn).parameters)
+    assert not unknown, f"{name}: parameters {unknown} not in {flow.fn.__name__}"
+    # Casts every value to its annotation as Prefect does for a run: a wrong type raises.
+    assert flow.validate_parameters(params) == params
+    assert {"config", "overrides", "workspace"} <= params.keys()  # the UI form's core
+    assert dep["tags"] and "faqforge" in dep["tags"]
+    assert dep["work_pool"]["name"] == "faqforge"
+    # Deployment runs get a readable name and report failures like local runs.
+    assert flow.flow_run_name is not None and notify_failure in flow.on_failure_hooks
+
+
+def test_schedules_carry_a_timezone():
+    from zoneinfo import ZoneInfo
+
+    schedules = [s for d in deployments() for s in d.get("schedules", [])]
+    assert schedules
+    for schedule in schedules:
+        assert schedule["cron"] and ZoneInfo(schedule["timezone"])
+    assert DEPLOYMENTS["refresh/nightly"]["schedules"]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, d in DEPLOYMENTS.items() if d.get("triggers")))
+def test_triggers_follow_an_existing_deployment_and_pass_valid_parameters(name):
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    dep = DEPLOYMENTS[name]
+    for spec in dep["triggers"]:
+        trigger = TypeAdapter(DeploymentTriggerTypes).validate_python(spec)  # Prefect's schema
+        assert trigger.expect == {"prefect.flow-run.Completed"}
+        related = {
+            r["prefect.resource.role"]: r["prefect.resource.name"] for r in spec["match_related"]
+        }
+        upstream = f"{related['flow']}/{related['deployment']}"
+        assert upstream in DEPLOYMENTS and upstream != name, f"{name}: follows {upstream}?"
+        upstream_params = inspect.signature(flow_of(DEPLOYMENTS[upstream]).fn).parameters
+        fixed = {}
+        for key, value in spec["parameters"].items():
+            if isinstance(value, str) and (m := TEMPLATE.match(value)):
+                assert m[1] in upstream_params, f"{name}: {value} names no {upstream} parameter"
+            else:
+                fixed[key] = value
+        assert set(spec["parameters"]) <= set(inspect.signature(flow_of(dep).fn).parameters)
+        flow_of(dep).validate_parameters(fixed)
