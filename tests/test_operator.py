@@ -141,3 +141,22 @@ def test_nightly_refresh_on_a_worker_publishes_and_triggers_finetune(tmp_path):
         assert related == [["finetune"], ["on-demand"]]
         [action] = evaluate_after.actions
         assert action.deployment_id == deployment_id(api, "evaluate/on-demand")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("deployments: [", "expected"),  # broken YAML: the parser's own words
+        ("name: faqforge\n", "no `deployments:` list"),
+    ],
+)
+def test_deploy_names_the_file_and_reason_for_a_bad_prefect_file(tmp_path, text, reason):
+    from typer.testing import CliRunner
+
+    from faqforge.cli import app
+
+    bad = tmp_path / "prefect.yaml"
+    bad.write_text(text)
+    result = CliRunner().invoke(app, ["deploy", "--prefect-file", str(bad)])
+    assert result.exit_code == 1
+    assert str(bad) in result.output and reason in result.output
