@@ -68,8 +68,14 @@ def map_shards(task: Task[..., Any], shards: Sequence[Any], cfg: RunnerConfig) -
     runner = task_runner(cfg)
 
     # Shards reach the tasks through the closure, not as flow parameters: Prefect stores a
-    # flow run's parameters in its database, and shards can be large.
-    @flow(name=f"{task.name}-shards", task_runner=runner, validate_parameters=False)
+    # flow run's parameters in its database, and shards can be large. The results go back to
+    # the caller in memory; persisting them would pickle arrays into the result store.
+    @flow(
+        name=f"{task.name}-shards",
+        task_runner=runner,
+        validate_parameters=False,
+        persist_result=False,
+    )
     def fan_out() -> list[Any]:
         return [future.result() for future in task.map(list(shards))]
 
