@@ -67,20 +67,19 @@ def map_shards(task: Task[..., Any], shards: Sequence[Any], cfg: RunnerConfig) -
     """
     runner = task_runner(cfg)
 
-    # Shards reach the tasks through the closure, not as flow parameters: Prefect stores a
-    # flow run's parameters in its database, and shards can be large. The results go back to
-    # the caller in memory; persisting them would pickle arrays into the result store.
-    @flow(
-        name=f"{task.name}-shards",
-        task_runner=runner,
-        validate_parameters=False,
-        persist_result=False,
-    )
-    def fan_out() -> list[Any]:
-        return [future.result() for future in task.map(list(shards))]
+    # Shards go in and results come out through the closure, not as flow parameters and
+    # return value: Prefect stores a flow run's parameters in its database, and a subflow
+    # called inside a task persists its return value with that task's result settings
+    # (JSON, on disk): shards and signatures can be large, and arrays are not JSON.
+    results: list[Any] = []
+
+    @flow(name=f"{task.name}-shards", task_runner=runner, validate_parameters=False)
+    def fan_out() -> None:
+        results.extend(future.result() for future in task.map(list(shards)))
 
     with _shared_api() if cfg.kind != "thread" else nullcontext():
-        return fan_out()
+        fan_out()
+    return results
 
 
 def _shared_api() -> AbstractContextManager[Any]:
