@@ -180,7 +180,12 @@ def test_vllm_teacher_serves_what_the_production_config_calls():
     assert flags["--model"].startswith("/models/")
     assert json.loads(flags["--structured-outputs-config"])["backend"] == "xgrammar"
     assert int(flags["--max-num-seqs"]) >= teacher["concurrency"]
-    assert service["entrypoint"][-1] == "vllm.entrypoints.openai.api_server"  # as the CPU tier
+    module = service["entrypoint"][-1]
+    assert module == "vllm.entrypoints.openai.api_server"  # as the CPU tier starts it
+    vllm_venv = ROOT / ".venv-vllm"  # scripts/setup-vllm: the same vLLM version, CPU build
+    if vllm_venv.is_dir():
+        sources = list(vllm_venv.glob("lib/python3*/site-packages"))
+        assert any((p / (module.replace(".", "/") + ".py")).is_file() for p in sources), module
     teacher_env = (EXAMPLE_SECRETS / "teacher.env").read_text()
     assert "VLLM_API_KEY=" in teacher_env and f"{teacher['api_key_env']}=" in teacher_env
 
