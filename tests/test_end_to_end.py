@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -68,3 +69,21 @@ def test_run_all_produces_dataset_adapter_and_report(tmp_path):
     assert run_id in str(eval_manifest["adapter"])
     report = (run_dir / "eval" / "report.md").read_text()
     assert "rouge_l" in report and "exact_match" in report and version in report
+
+    # Lineage on these outputs: a training pair back to its file and chunk, forward to the run.
+    first = (ws / "datasets" / version / "train.jsonl").read_text().splitlines()[0]
+    qa_id = json.loads(first)["id"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "faqforge.cli", "lineage", qa_id, "--workspace", str(ws), "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    chain = json.loads(shown.stdout)
+    assert (corpus / chain["document"]["source"]).is_file()
+    assert chain["chunk"]["chunk_id"] == json.loads(first)["chunk_id"]
+    assert {"version": version, "split": "train"} in chain["datasets"]
+    assert [r["run_id"] for r in chain["runs"]] == [run_id]
