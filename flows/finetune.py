@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
+from faqforge.events import ADAPTER_TRAINED, announce
 from faqforge.lineage import record_adapter
 from faqforge.naming import flow_run_namer
 from faqforge.notify import notify_failure
@@ -56,6 +57,8 @@ def finetune_flow(
     summary = finetune(dataset_dir(ws, version), cfg.finetune, str(cfg.workspace), resume=resume)
     mirror_run(summary["run_id"], cfg.storage, str(cfg.workspace))
     record_adapter(summary, cfg)
+    run = {"config": config, "overrides": overrides or [], "workspace": str(cfg.workspace)}
+    announce(ADAPTER_TRAINED, summary["run_id"], run)
     return summary
 
 

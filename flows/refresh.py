@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
+from faqforge.events import DATASET_PUBLISHED, announce
 from faqforge.lineage import record_dataset
 from faqforge.locking import workspace_lock
 from faqforge.naming import flow_run_namer
@@ -75,6 +76,8 @@ def refresh(
         summary = publish([s for s in stages if s is not None], validation, cfg, ws, previous)
         mirror_dataset(summary["version"], cfg.storage, ws)
         record_dataset(summary, cfg)
+        run = {"config": config, "overrides": overrides or [], "workspace": ws}
+        announce(DATASET_PUBLISHED, summary["version"], run)
         return summary
 
 

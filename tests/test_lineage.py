@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from faqforge.cli import app
+from faqforge.events import ADAPTER_TRAINED, DATASET_PUBLISHED, MADE
 from faqforge.storage import iter_jsonl, read_json
 
 # Every test here reads the workspace of one real refresh → finetune → evaluate chain.
@@ -93,9 +94,11 @@ def chain(prefect_harness, tmp_path_factory):
         yield tiny_chain(tmp_path_factory)
 
 
-def materializations(keys: list[str], timeout: float = 30.0) -> dict[str, object]:
-    """The latest materialization event of each asset key, waiting for the server to store
-    them (events are persisted asynchronously)."""
+def materializations(
+    keys: list[str], timeout: float = 30.0, name: str = "prefect.asset.materialization.succeeded"
+) -> dict[str, object]:
+    """The latest event ``name`` (a materialization) of each resource (asset key), waiting
+    for the server to store them (events are persisted asynchronously)."""
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
@@ -104,7 +107,7 @@ def materializations(keys: list[str], timeout: float = 30.0) -> dict[str, object
         with get_client(sync_client=True) as client:
             page = client.read_events(
                 EventFilter(
-                    event=EventNameFilter(name=["prefect.asset.materialization.succeeded"]),
+                    event=EventNameFilter(name=[name]),
                     resource=EventResourceFilter(id=keys),
                 ),
                 limit=50,
@@ -141,6 +144,23 @@ def test_flows_materialize_the_chain_documents_dataset_adapter_report(chain):
     assert events[adapter].payload["steps"] == 2
     assert events[report].payload["n"] == 3
     assert set(events[report].payload["tuned"]) >= {"rouge_l", "exact_match"}
+
+
+def test_refresh_and_finetune_announce_what_they_made_for_the_chained_deployments(chain):
+    made = {
+        DATASET_PUBLISHED: ("refresh", chain["dataset"]["version"]),
+        ADAPTER_TRAINED: ("finetune", chain["run"]["run_id"]),
+    }
+    for name, (flow, ident) in made.items():
+        resource = f"faqforge.{name.split('.')[1]}.{ident}"
+        [event] = materializations([resource], name=name).values()
+        # What deployments/prefect.yaml's triggers read: the id and the run's own parameters.
+        assert event.payload[MADE[name]] == ident
+        assert event.payload["workspace"] == str(chain["ws"])
+        assert event.payload["overrides"] == chain["common"]["overrides"]
+        assert {r.name for r in event.related if r.role == "flow"} == {flow}
+        run_ids = {r.id for r in event.related if r.role == "flow-run"}
+        assert run_ids == {f"prefect.flow-run.{chain['flow_runs'][flow]}"}
 
 
 def test_each_flow_run_has_a_lineage_artifact(chain):

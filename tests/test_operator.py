@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from prefect_server import PrefectAPI, prefect_server, prefect_worker
 
+from faqforge.events import ADAPTER_TRAINED
 from faqforge.storage import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,16 +128,18 @@ def test_nightly_refresh_on_a_worker_publishes_and_triggers_finetune(tmp_path):
             version = (ws / "datasets" / "LATEST").read_text().strip()
             assert read_json(ws / "datasets" / version / "manifest.json")["version"] == version
 
-            # The automation: a finetune run of finetune/on-demand, on the refresh run's own
-            # parameters (the templates in prefect.yaml). Training it is out of this test's
-            # budget (the whole chain measured ≈ 4 min here): it is stopped when the worker is.
+            # The automation: a finetune run of finetune/on-demand on the version this refresh
+            # published and on its own parameters (the event's payload, templated in
+            # prefect.yaml). Training it is out of this test's budget (the whole chain
+            # measured ≈ 4 min here): it is stopped when the worker is.
             finetune = wait_for(lambda: flow_runs(api, "finetune"), 60, worker_log)[0]
+            assert finetune.parameters["dataset"] == version
             assert finetune.parameters["workspace"] == str(ws)
             assert finetune.parameters["overrides"] == FAST
             assert finetune.parameters["config"] == "configs/default.yaml"
             assert {"faqforge", "training"} <= set(finetune.tags)
         evaluate_after = automation(api, "evaluate after finetune/on-demand")
-        assert evaluate_after.trigger.expect == {"prefect.flow-run.Completed"}
+        assert evaluate_after.trigger.expect == {ADAPTER_TRAINED}
         related = [r["prefect.resource.name"] for r in evaluate_after.trigger.match_related]
         assert related == [["finetune"], ["on-demand"]]
         [action] = evaluate_after.actions

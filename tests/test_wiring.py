@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from faqforge.events import MADE, RUN_PARAMETERS
+
 ROOT = Path(__file__).resolve().parent.parent
 FLOW_MODULES = sorted(p.stem for p in (ROOT / "flows").glob("*.py") if p.stem != "__init__")
 
@@ -42,7 +44,7 @@ def test_every_expectation_suite_loads():
 
 
 PREFECT_YAML = ROOT / "deployments" / "prefect.yaml"
-TEMPLATE = re.compile(r"^\{\{\s*flow_run\.parameters\.(\w+)\s*\}\}$")
+TEMPLATE = re.compile(r"^\{\{\s*event\.payload\.(\w+)\s*\}\}$")
 
 
 def deployments() -> list[dict]:
@@ -99,17 +101,20 @@ def test_triggers_follow_an_existing_deployment_and_pass_valid_parameters(name):
     dep = DEPLOYMENTS[name]
     for spec in dep["triggers"]:
         trigger = TypeAdapter(DeploymentTriggerTypes).validate_python(spec)  # Prefect's schema
-        assert trigger.expect == {"prefect.flow-run.Completed"}
+        [event] = trigger.expect
+        assert event in MADE, f"{name}: {event} is not an event faqforge emits"
         related = {
             r["prefect.resource.role"]: r["prefect.resource.name"] for r in spec["match_related"]
         }
         upstream = f"{related['flow']}/{related['deployment']}"
         assert upstream in DEPLOYMENTS and upstream != name, f"{name}: follows {upstream}?"
+        # The payload carries the upstream run's own parameters and the id of what it made.
         upstream_params = inspect.signature(flow_of(DEPLOYMENTS[upstream]).fn).parameters
+        assert set(RUN_PARAMETERS) <= set(upstream_params)
         fixed = {}
         for key, value in spec["parameters"].items():
             if isinstance(value, str) and (m := TEMPLATE.match(value)):
-                assert m[1] in upstream_params, f"{name}: {value} names no {upstream} parameter"
+                assert m[1] in {*RUN_PARAMETERS, MADE[event]}, f"{name}: {value} not in payload"
             else:
                 fixed[key] = value
         assert set(spec["parameters"]) <= set(inspect.signature(flow_of(dep).fn).parameters)
