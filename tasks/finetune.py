@@ -36,6 +36,7 @@ from typing import Any
 from prefect import task
 
 from faqforge.config import FinetuneConfig, stable_hash
+from faqforge.locking import workspace_lock
 from faqforge.storage import Workspace, iter_jsonl, read_json, write_json
 from faqforge.tasking import in_prefect_run
 from tasks.training.launch import TrainSpec, launch_command, run_training
@@ -90,29 +91,10 @@ def train_run(
     run_dir = ws.runs / rid
     adapter_dir = run_dir / "adapter"
     base_model = resolve_base_model(cfg, ws)
-    if (adapter_dir / SUCCESS).is_file():
-        log.info("run %s already has a complete adapter; skipping training", rid)
-        metrics = read_json(run_dir / "train_metrics.json")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        spec = TrainSpec(
-            run_id=rid,
-            base_model=base_model,
-            dataset=dataset,
-            run_dir=str(run_dir),
-            cache_dir=str(ws.root / "cache" / "tokenized"),
-            config=cfg.model_dump(mode="json"),
-            resume=resume,
-        )
-        spec_path = spec.save(run_dir / "train_spec.json")
-        devices = cuda_devices()
-        with gpu_slots(cfg, max(1, devices)):
-            if devices > 1:
-                subprocess.run(launch_command(spec_path, devices), check=True)
-                metrics = read_json(run_dir / "train_metrics.json")
-            else:
-                metrics = run_training(spec)
-        (adapter_dir / SUCCESS).write_text(rid + "\n")  # last: the adapter is complete
+    # Two trainings of one run id (a chained run and a rerun from the UI) would write the
+    # same checkpoints: the second fails at once, naming the first.
+    with workspace_lock(ws.root, f"finetune-{rid}"):
+        metrics = _train_unless_complete(rid, dataset, base_model, cfg, ws, resume)
     merged = run_dir / "merged"
     write_json(
         run_dir / "manifest.json",
@@ -136,6 +118,42 @@ def train_run(
         "dataset_version": dataset["version"],
         "metrics": metrics,
     }
+
+
+def _train_unless_complete(
+    rid: str,
+    dataset: dict[str, Any],
+    base_model: str,
+    cfg: FinetuneConfig,
+    ws: Workspace,
+    resume: bool,
+) -> dict[str, Any]:
+    """Train run ``rid`` unless its adapter is complete; return its training metrics."""
+    run_dir = ws.runs / rid
+    adapter_dir = run_dir / "adapter"
+    if (adapter_dir / SUCCESS).is_file():
+        log.info("run %s already has a complete adapter; skipping training", rid)
+        return read_json(run_dir / "train_metrics.json")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec = TrainSpec(
+        run_id=rid,
+        base_model=base_model,
+        dataset=dataset,
+        run_dir=str(run_dir),
+        cache_dir=str(ws.root / "cache" / "tokenized"),
+        config=cfg.model_dump(mode="json"),
+        resume=resume,
+    )
+    spec_path = spec.save(run_dir / "train_spec.json")
+    devices = cuda_devices()
+    with gpu_slots(cfg, max(1, devices)):
+        if devices > 1:
+            subprocess.run(launch_command(spec_path, devices), check=True)
+            metrics = read_json(run_dir / "train_metrics.json")
+        else:
+            metrics = run_training(spec)
+    (adapter_dir / SUCCESS).write_text(rid + "\n")  # last: the adapter is complete
+    return metrics
 
 
 def _dataset_manifest(dataset_dir: Path) -> dict[str, Any]:

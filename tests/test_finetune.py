@@ -4,12 +4,14 @@ Prefect artifacts, and the CPU QLoRA path."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 import tasks.finetune as ft
 from faqforge.config import FinetuneConfig
+from faqforge.locking import WorkspaceLocked, workspace_lock
 from faqforge.records import QAPair
 from faqforge.storage import Workspace, iter_jsonl, read_json, write_json, write_jsonl
 from faqforge.tiny_llama import build_tiny_llama
@@ -272,6 +274,20 @@ def test_failed_training_leaves_no_complete_adapter(tmp_path, tiny_llama, monkey
     assert not (run_dir / "adapter" / ft.SUCCESS).exists()
     assert not (run_dir / "manifest.json").exists()
     assert Workspace(tmp_path / "ws").read_pointer("runs/LATEST") is None
+
+
+def test_a_second_training_of_the_same_run_fails_naming_the_first(tmp_path, tiny_llama):
+    dataset = publish_planted(tmp_path / "ds")
+    cfg = FinetuneConfig(base_model=str(tiny_llama))
+    ws = tmp_path / "ws"
+    rid = ft.run_id("ds-planted", cfg)
+    held = rf"busy: held by finetune-{rid} .*pid {os.getpid()}"
+    with (
+        workspace_lock(ws, f"finetune-{rid}"),  # the first training, still running
+        pytest.raises(WorkspaceLocked, match=held),
+    ):
+        ft.finetune.fn(str(dataset), cfg, str(ws))
+    assert not (ws / "runs" / rid / "train_spec.json").exists()  # the second wrote nothing
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):
