@@ -17,6 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"
 
 
+def faqforge(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh process, with no Prefect or faqforge settings from this one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FAQFORGE_"))}
+    argv = [sys.executable, "-m", "faqforge.cli", *args]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.slow
 def test_run_all_produces_dataset_adapter_and_report(tmp_path):
     corpus = tmp_path / "corpus"
@@ -24,27 +31,9 @@ def test_run_all_produces_dataset_adapter_and_report(tmp_path):
     for path in sorted(SAMPLE.glob("*.md"))[:4]:
         shutil.copy(path, corpus / path.name)
     ws = tmp_path / "ws"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FAQFORGE_"))}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "faqforge.cli",
-            "run",
-            "all",
-            "--config",
-            "configs/default.yaml",
-            "--source",
-            str(corpus),
-            "--workspace",
-            str(ws),
-            "--set",
-            "finetune.max_steps=60",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    out = faqforge(
+        *("run", "all", "--config", "configs/default.yaml", "--source", str(corpus)),
+        *("--workspace", str(ws), "--set", "finetune.max_steps=60"),
         timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -73,14 +62,7 @@ def test_run_all_produces_dataset_adapter_and_report(tmp_path):
     # Lineage on these outputs: a training pair back to its file and chunk, forward to the run.
     first = (ws / "datasets" / version / "train.jsonl").read_text().splitlines()[0]
     qa_id = json.loads(first)["id"]
-    shown = subprocess.run(
-        [sys.executable, "-m", "faqforge.cli", "lineage", qa_id, "--workspace", str(ws), "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    shown = faqforge("lineage", qa_id, "--workspace", str(ws), "--json", timeout=120)
     assert shown.returncode == 0, shown.stderr[-3000:]
     chain = json.loads(shown.stdout)
     assert (corpus / chain["document"]["source"]).is_file()
