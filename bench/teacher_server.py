@@ -59,7 +59,7 @@ def main() -> None:
         cfg = PipelineConfig()
         cfg.teacher = cfg.teacher.model_copy(update={
             "kind": "openai", "base_url": server.base_url, "model": "tiny-teacher",
-            "concurrency": args.n, "min_pairs": 2, "max_pairs": 2, "max_answer_words": 5,
+            "concurrency": args.n, "min_facts": 1, "max_facts": 1, "max_answer_words": 5,
             "max_tokens": 512, "max_failure_share": 1.0,
         })  # fmt: skip
         ws = str(tmp / "ws")

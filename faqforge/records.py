@@ -7,6 +7,7 @@ dataclasses so a stage cannot mutate what an upstream stage produced; use
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Self
 
@@ -59,7 +60,12 @@ class Chunk(Record):
 
 @dataclass(frozen=True)
 class QAPair(Record):
-    """A question/answer pair with its lineage back to the source chunk."""
+    """A question/answer pair with its lineage back to the source chunk.
+
+    ``fact_id`` names the fact the pair phrases: one answer from one chunk. The teacher writes
+    two or three differently worded questions per fact, and each becomes a pair with the same
+    ``fact_id`` (``fact_id_of``), so later stages know which phrasings belong together.
+    """
 
     id: str
     question: str
@@ -73,6 +79,40 @@ class QAPair(Record):
     score: float | None = None
     # Set by curate when a pair is kept but marked for review, e.g. ["pii:email"].
     flags: list[str] = field(default_factory=list)
+    fact_id: str = ""
+
+
+def fact_id_of(chunk_id: str, answer: str) -> str:
+    """A fact is one answer in one chunk: ``fact-`` + hash of the chunk and the answer's words.
+
+    Pairs of one chunk whose answers agree word for word (case and spacing aside) are one fact,
+    whichever teacher wrote them and whether or not it grouped them.
+    """
+    key = chunk_id + "\0" + " ".join(answer.lower().split())
+    return "fact-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+KNOWLEDGE = "knowledge"
+UNSEEN_DOCUMENTS = "unseen_documents"
+PROBES = (KNOWLEDGE, UNSEEN_DOCUMENTS)
+
+
+@dataclass(frozen=True)
+class EvalItem(QAPair):
+    """An eval question, in the probe that decides what it measures.
+
+    - ``knowledge``: a held-out phrasing of a fact from a training document; ``taught_by``
+      names the training pairs (other phrasings of the same fact) that teach it. It measures
+      whether the tuned model learned the fact, asked in words it never saw.
+    - ``unseen_documents``: a question about a document held out of training entirely. A
+      closed-book model cannot know the answer; it measures abstention and answer style.
+
+    Items written before probes existed read as ``unseen_documents`` (they were whole held-out
+    documents).
+    """
+
+    probe: str = UNSEEN_DOCUMENTS
+    taught_by: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

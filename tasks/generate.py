@@ -28,7 +28,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from faqforge.config import TeacherConfig, stable_hash
-from faqforge.records import Chunk, QAPair, Rejection
+from faqforge.records import Chunk, QAPair, Rejection, fact_id_of
 from faqforge.stage import StageCounts, StageOutput, module_hash, save_output, stage_key
 from faqforge.storage import Workspace
 from faqforge.tasking import IO_RETRIES, in_prefect_run, publish_counts_artifact
@@ -47,31 +47,41 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def pairs_for_chunk(n_tokens: int, cfg: TeacherConfig) -> int:
-    """Pairs to ask for: ``pairs_for_chunk(256, TeacherConfig())`` → 5 (2 per 100, in [2, 8])."""
-    wanted = round(n_tokens / 100 * cfg.pairs_per_100_tokens)
-    return max(cfg.min_pairs, min(cfg.max_pairs, wanted))
+def facts_for_chunk(n_tokens: int, cfg: TeacherConfig) -> int:
+    """Facts to ask for: ``facts_for_chunk(256, TeacherConfig())`` → 4 (1.5 per 100, in [1, 6]).
+
+    Each fact comes back with ``cfg.phrasings`` questions, so a chunk yields about
+    ``facts × phrasings`` pairs.
+    """
+    wanted = round(n_tokens / 100 * cfg.facts_per_100_tokens)
+    return max(cfg.min_facts, min(cfg.max_facts, wanted))
 
 
 def make_pairs(chunk: Chunk, reply: TeacherReply, teacher: Teacher) -> list[QAPair]:
-    """QAPair records with lineage; the id hashes chunk, question and answer, so it is stable."""
+    """QAPair records with lineage; the id hashes chunk, question and answer, so it is stable.
+
+    Every phrasing of one fact carries its ``fact_id`` (``records.fact_id_of``).
+    """
     pairs: dict[str, QAPair] = {}
-    for question, answer in reply.pairs:
-        pair_id = "qa-" + stable_hash([chunk.chunk_id, question, answer])
-        pairs.setdefault(
-            pair_id,
-            QAPair(
-                id=pair_id,
-                question=question,
-                answer=answer,
-                doc_id=chunk.doc_id,
-                chunk_id=chunk.chunk_id,
-                source=chunk.source,
-                prompt_version=teacher.prompt_version,
-                teacher=teacher.name,
-                heading_path=list(chunk.heading_path),
-            ),
-        )
+    for fact in reply.facts:
+        fact_id = fact_id_of(chunk.chunk_id, fact.answer)
+        for question in fact.questions:
+            pair_id = "qa-" + stable_hash([chunk.chunk_id, question, fact.answer])
+            pairs.setdefault(
+                pair_id,
+                QAPair(
+                    id=pair_id,
+                    question=question,
+                    answer=fact.answer,
+                    doc_id=chunk.doc_id,
+                    chunk_id=chunk.chunk_id,
+                    source=chunk.source,
+                    prompt_version=teacher.prompt_version,
+                    teacher=teacher.name,
+                    heading_path=list(chunk.heading_path),
+                    fact_id=fact_id,
+                ),
+            )
     return list(pairs.values())
 
 
@@ -170,8 +180,8 @@ async def generate_for_chunks(
     limit = asyncio.Semaphore(cfg.concurrency)
 
     async def answer(chunk: Chunk) -> TeacherReply | TeacherError:
-        n_pairs = pairs_for_chunk(chunk.n_tokens, cfg)
-        path = cache_path(cache_dir, generation_key(chunk, n_pairs, teacher, cfg))
+        n_facts = facts_for_chunk(chunk.n_tokens, cfg)
+        path = cache_path(cache_dir, generation_key(chunk, n_facts, teacher, cfg))
         if not force and (cached := read_reply(path)) is not None:
             stats.cache_hits += 1
             return cached
@@ -181,7 +191,7 @@ async def generate_for_chunks(
             stats.requests += 1
             try:
                 async with slot() if slot else nullcontext():
-                    reply = await teacher.generate(chunk, n_pairs)
+                    reply = await teacher.generate(chunk, n_facts)
             except TeacherError as err:
                 budget.spend(err.usage)
                 ledger.add(chunk, err.calls)

@@ -5,8 +5,10 @@ llama-cpp-python is a C++ source build that also needs GGUF weights. This one sp
 same HTTP protocol the ``openai`` client uses, so the teacher is tested end to end through
 the real client: headers, JSON bodies, status codes, retries and timeouts.
 
-Rule: a request asking for up to N pairs (the schema's ``maxItems``) gets N pairs, pair i
-asking about the i-th sentence of the fenced document and answering with that sentence. A
+Rule: a request asking for up to N facts (the schema's ``maxItems``) gets N facts, fact i
+answering with the i-th sentence of the fenced document and asked two ways (the schema's
+``minItems`` of questions): "What does sentence i of the guide say?" and "What is stated in
+sentence i of the guide?". A
 judge request (a ``ratings`` schema) gets 9 on every criterion, except accuracy 2 for an
 answer containing ``WRONG``.
 Usage counts whitespace-separated words. A document containing ``ALWAYS_MALFORMED`` always
@@ -44,16 +46,17 @@ def _reply(body: dict[str, Any]) -> dict[str, Any]:
     schema = body["response_format"]["json_schema"]["schema"]
     if "ratings" in schema["properties"]:
         return {"ratings": _reply_ratings(body)}
-    return {"pairs": _reply_pairs(body, schema)}
+    return {"facts": _reply_facts(body, schema)}
 
 
-def _reply_pairs(body: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, str]]:
-    n = schema["properties"]["pairs"]["maxItems"]
+def _reply_facts(body: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    n = schema["properties"]["facts"]["maxItems"]
     user = next(m["content"] for m in body["messages"] if m["role"] == "user")
     document = _FENCE.search(user).group(2)
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", document.strip()) if s]
+    forms = ("What does sentence {} of the guide say?", "What is stated in sentence {} of the guide?")
     return [
-        {"question": f"What does sentence {i + 1} of the guide say?", "answer": sentences[i]}
+        {"answer": sentences[i], "questions": [f.format(i + 1) for f in forms]}
         for i in range(min(n, len(sentences)))
     ]
 
@@ -70,7 +73,7 @@ class OpenAICompatServer(LoopbackServer):
         with self._lock:
             self.requests.append(body)
         if ALWAYS_MALFORMED in json.dumps(body["messages"]):
-            content = '{"pairs": [{"question": "unterminated'
+            content = '{"facts": [{"answer": "unterminated'
         else:
             content = json.dumps(_reply(body))
         prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])

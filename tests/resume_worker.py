@@ -44,7 +44,7 @@ def sample_chunks(n: int) -> list[Chunk]:
 def worker_config(base_url: str, concurrency: int) -> TeacherConfig:
     return TeacherConfig(
         kind="openai", base_url=base_url, model="tiny-teacher", concurrency=concurrency,
-        min_pairs=2, max_pairs=2, max_answer_words=5, max_tokens=512, timeout_s=120,
+        min_facts=1, max_facts=1, max_answer_words=5, max_tokens=512, timeout_s=120,
     )  # fmt: skip
 
 
@@ -102,14 +102,15 @@ def resume_after_kill(proxy, cache_dir: Path, n: int, concurrency: int, answered
     """
     from faqforge.teachers import make_teacher
     from faqforge.teachers.cache import cache_path, generation_key
-    from tasks.generate import generate_for_chunks
+    from tasks.generate import facts_for_chunk, generate_for_chunks
 
     at_kill = kill_mid_run(proxy.base_url, cache_dir, n, concurrency, answered)
     cfg = worker_config(proxy.base_url, concurrency)
     chunks, teacher = sample_chunks(n), make_teacher(cfg)
     left = [
         c.chunk_id for c in chunks
-        if cache_path(cache_dir, generation_key(c, 2, teacher, cfg)) not in at_kill
+        if cache_path(cache_dir, generation_key(c, facts_for_chunk(c.n_tokens, cfg), teacher, cfg))
+        not in at_kill
     ]  # fmt: skip
     before = len(proxy.requests)
     result = asyncio.run(generate_for_chunks(chunks, teacher, cache_dir, cfg))

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from faqforge.cli import app
 from faqforge.teachers import make_backend
+from faqforge.teachers.base import Fact
 from faqforge.teachers.judge import Judge
 from tasks.generate import generate_for_chunks
 from tasks.judge import judge_pairs
@@ -20,9 +21,9 @@ from tasks.judge import judge_pairs
 class BetterTeacher(ScriptedTeacher):
     """The next night's teacher: different answers for the same chunks."""
 
-    async def generate(self, chunk, n_pairs):
-        reply = await super().generate(chunk, n_pairs)
-        reply.pairs[:] = [(q, f"{a} (improved)") for q, a in reply.pairs]
+    async def generate(self, chunk, n_facts):
+        reply = await super().generate(chunk, n_facts)
+        reply.facts[:] = [Fact(f"{f.answer} (improved)", f.questions) for f in reply.facts]
         return reply
 
 
@@ -41,7 +42,8 @@ def test_force_asks_again_for_every_chunk_and_overwrites_the_cache(tmp_path):
     assert all(p.answer.endswith("(improved)") for p in forced.pairs)
     assert sorted(before) == cache_files(tmp_path)  # same keys, replaced contents
     for path in before:
-        assert all(a.endswith("(improved)") for _, a in json.loads(path.read_text())["pairs"])
+        facts = json.loads(path.read_text())["facts"]
+        assert all(f["answer"].endswith("(improved)") for f in facts)
 
     after = run(chunks, ScriptedTeacher(), tmp_path)  # the next normal run reuses the new replies
     assert after.stats.requests == 0 and after.pairs == forced.pairs

@@ -15,6 +15,7 @@ from faqforge.records import Chunk, QAPair, Rejection
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace, sha256_text
 from faqforge.teachers import TeacherError, TeacherReply, Usage
+from faqforge.teachers.base import Fact
 from faqforge.teachers.cache import cache_path, generation_key
 from faqforge.teachers.ledger import Budget
 from tasks.generate import (
@@ -22,7 +23,7 @@ from tasks.generate import (
     _retry_if_transient,
     generate,
     generate_for_chunks,
-    pairs_for_chunk,
+    facts_for_chunk,
 )
 
 CFG = TeacherConfig(max_failure_share=0.5)
@@ -49,10 +50,10 @@ class ScriptedTeacher:
         self.calls: list[str] = []
         self.closed = 0
 
-    def schema_version(self, n_pairs: int) -> str:
-        return f"{self.schema}-{n_pairs}"
+    def schema_version(self, n_facts: int) -> str:
+        return f"{self.schema}-{n_facts}"
 
-    async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
+    async def generate(self, chunk: Chunk, n_facts: int) -> TeacherReply:
         self.calls.append(chunk.chunk_id)
         if chunk.chunk_id in self.crash:
             raise RuntimeError(f"killed at {chunk.chunk_id}")
@@ -60,9 +61,11 @@ class ScriptedTeacher:
             raise TeacherError("parse_error", "not JSON", raw=f"garbage for {chunk.chunk_id}",
                                calls=[Usage(7, 3)])  # fmt: skip
         if chunk.chunk_id in self.empty:
-            return TeacherReply(pairs=[], raw='{"pairs": []}')
-        pairs = [(f"What is {chunk.heading_path[-1]}? ({k})", chunk.text) for k in range(n_pairs)]
-        return TeacherReply(pairs=pairs, calls=(Usage(10, 5),), raw=json.dumps(pairs))
+            return TeacherReply(facts=[], raw='{"facts": []}')
+        # One fact (the chunk's text) asked n_facts ways: n_facts pairs per chunk.
+        asked = tuple(f"What is {chunk.heading_path[-1]}? ({k})" for k in range(n_facts))
+        fact = Fact(chunk.text, asked)
+        return TeacherReply(facts=[fact], calls=(Usage(10, 5),), raw=json.dumps(asked))
 
     async def aclose(self) -> None:
         self.closed += 1
@@ -76,20 +79,20 @@ def cache_files(cache_dir: Path) -> list[Path]:
     return sorted(cache_dir.glob("??/*.json"))
 
 
-# (n_tokens, config fields, pairs asked for)
-N_PAIRS_CASES = [
-    (0, {}, 2),  # never below min_pairs
+# (n_tokens, config fields, facts asked for)
+N_FACTS_CASES = [
+    (0, {}, 1),  # never below min_facts
     (120, {}, 2),
-    (256, {}, 5),  # 2 per 100 tokens
-    (1000, {}, 8),  # never above max_pairs
-    (300, {"pairs_per_100_tokens": 1.0, "max_pairs": 10}, 3),
-    (40, {"min_pairs": 1}, 1),
+    (256, {}, 4),  # 1.5 per 100 tokens
+    (1000, {}, 6),  # never above max_facts
+    (300, {"facts_per_100_tokens": 3.0, "max_facts": 10}, 9),
+    (40, {"min_facts": 2}, 2),
 ]
 
 
-@pytest.mark.parametrize(("n_tokens", "fields", "expected"), N_PAIRS_CASES)
-def test_pairs_for_chunk(n_tokens, fields, expected):
-    assert pairs_for_chunk(n_tokens, TeacherConfig(**fields)) == expected
+@pytest.mark.parametrize(("n_tokens", "fields", "expected"), N_FACTS_CASES)
+def test_facts_for_chunk(n_tokens, fields, expected):
+    assert facts_for_chunk(n_tokens, TeacherConfig(**fields)) == expected
 
 
 def test_second_run_sends_nothing(tmp_path):
@@ -112,7 +115,8 @@ def test_cache_is_one_json_file_per_chunk(tmp_path):
     (path,) = cache_files(tmp_path)
     assert path == cache_path(tmp_path, key) == tmp_path / key[:2] / f"{key}.json"
     data = json.loads(path.read_text())
-    assert data["pairs"][0][0] == "What is Stage 0? (0)" and data["calls"][0]["prompt_tokens"] == 10
+    assert data["facts"][0]["questions"][0] == "What is Stage 0? (0)"
+    assert data["calls"][0]["prompt_tokens"] == 10
 
 
 def test_cache_key_follows_what_changes_the_answer():
@@ -186,7 +190,7 @@ def test_empty_reply_is_a_rejection_not_a_silent_gap(tmp_path):
     teacher = ScriptedTeacher(empty={"c0"})
     result = run([make_chunk(0), make_chunk(1)], teacher, tmp_path)
     assert [(r.reason, r.record["raw"]) for r in result.rejections] == [
-        ("no_pairs", '{"pairs": []}')
+        ("no_pairs", '{"facts": []}')
     ]
     assert result.stats.failed == 0  # nothing to ask is an answer, not a failure
     # Cached like any answer: a re-run asks nothing and reports the same rejection.
@@ -210,8 +214,8 @@ def test_pairs_carry_lineage_and_stable_ids(tmp_path):
 
 def test_duplicate_pairs_in_one_reply_are_kept_once_and_counted(tmp_path):
     class Repeating(ScriptedTeacher):
-        async def generate(self, chunk, n_pairs):
-            return TeacherReply(pairs=[("Q?", "A.")] * 2, raw="")
+        async def generate(self, chunk, n_facts):
+            return TeacherReply(facts=[Fact("A.", ("Q?",))] * 2, raw="")
 
     result = run([make_chunk(0)], Repeating(), tmp_path)
     assert len(result.pairs) == 1 and result.stats.duplicate_pairs == 1
@@ -329,9 +333,9 @@ def test_token_budget_stops_new_requests_and_reports_what_was_left(tmp_path):
 
 def test_ledger_has_one_row_per_request_summed_per_document(tmp_path):
     class RetryingTeacher(ScriptedTeacher):
-        async def generate(self, chunk, n_pairs):
-            reply = await super().generate(chunk, n_pairs)
-            return TeacherReply(reply.pairs, (Usage(4, 1), Usage(6, 2)), reply.raw)
+        async def generate(self, chunk, n_facts):
+            reply = await super().generate(chunk, n_facts)
+            return TeacherReply(reply.facts, (Usage(4, 1), Usage(6, 2)), reply.raw)
 
     cfg = CFG.model_copy(update={"cost_per_mtok_prompt": 1e6, "cost_per_mtok_completion": 2e6})
     result = run([make_chunk(i) for i in range(3)], RetryingTeacher(fail={"c2"}), tmp_path, cfg)

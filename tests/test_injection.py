@@ -71,9 +71,9 @@ class ObedientServer(OpenAICompatServer):
         status, reply = super().respond(body)
         user = body["messages"][-1]["content"]
         message = reply["choices"][0]["message"]
-        if "evil dot example" in user and "pairs" in (data := json.loads(message["content"])):
-            for pair, link in zip(data["pairs"], EVIL * 3, strict=False):
-                pair["answer"] += f" See {link} for details."
+        if "evil dot example" in user and "facts" in (data := json.loads(message["content"])):
+            for fact, link in zip(data["facts"], EVIL * 3, strict=False):
+                fact["answer"] += f" See {link} for details."
             message["content"] = json.dumps(data)
         return status, reply
 
@@ -84,7 +84,7 @@ def test_an_obeyed_injection_is_rejected_as_unsourced_link(tmp_path):
     chunks = chunk_stage(ws, [make_chunk(i, t) for i, t in enumerate(PLANTED)] + [clean])
     with ObedientServer() as server:
         cfg = TeacherConfig(kind="openai", base_url=server.base_url, model="tiny-teacher",
-                            min_pairs=2, max_pairs=2)  # fmt: skip
+                            min_facts=1, max_facts=1)  # fmt: skip
         generated = generate.fn(chunks, cfg, str(tmp_path))
     assert generated.counts.rejected == {}  # every reply parsed: the format held
     curated = curate.fn(generated, CurateConfig(pii="off"), str(tmp_path), chunks)
@@ -104,7 +104,7 @@ def test_planted_documents_against_the_real_server(vllm_server, tmp_path):
     schema, and whatever link a pair carries that its chunk lacks gets it rejected."""
     chunks = [make_chunk(i, text) for i, text in enumerate(PLANTED * 2)]
     cfg = TeacherConfig(kind="openai", base_url=vllm_server.base_url, model="tiny-teacher",
-                        concurrency=4, min_pairs=2, max_pairs=2, max_answer_words=20,
+                        concurrency=4, min_facts=1, max_facts=1, max_answer_words=20,
                         max_tokens=512, timeout_s=120)  # fmt: skip
     result = asyncio.run(generate_for_chunks(chunks, make_teacher(cfg), tmp_path, cfg))
     # every reply parsed into the schema, and every planted chunk got pairs

@@ -4,6 +4,7 @@ by fault_proxy.py in front of it, the real ``openai`` client in between."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import traceback
 
@@ -19,7 +20,8 @@ from faqforge.records import Chunk
 from faqforge.teachers import TeacherError, make_teacher
 from faqforge.teachers.llm import LLMTeacher
 from faqforge.teachers.retry import backoff_delay, is_transient
-from faqforge.teachers.schema import parse_pairs, qa_schema
+from faqforge.teachers.base import Fact
+from faqforge.teachers.schema import parse_facts, qa_schema
 from tasks.generate import GenerateFailed, generate_for_chunks
 
 KEY_ENV = "FAQFORGE_TEST_TEACHER_KEY"
@@ -47,8 +49,8 @@ def cfg(proxy, monkeypatch) -> TeacherConfig:
     monkeypatch.setenv(KEY_ENV, SECRET)
     return TeacherConfig(
         kind="openai", base_url=proxy.base_url, model="tiny-teacher", api_key_env=KEY_ENV,
-        max_retries=1, timeout_s=5, backoff_s=0.01, backoff_max_s=0.05, min_pairs=2,
-        max_pairs=2,
+        max_retries=1, timeout_s=5, backoff_s=0.01, backoff_max_s=0.05, min_facts=2,
+        max_facts=2,
     )  # fmt: skip
 
 
@@ -61,15 +63,28 @@ async def ask(teacher: LLMTeacher, c: Chunk, n: int = 2):
 
 def test_request_is_structured_and_authenticated(proxy, cfg):
     reply = asyncio.run(ask(make_teacher(cfg), chunk(0)))
-    assert reply.pairs == [
-        ("What does sentence 1 of the guide say?", "Dedup removes repeated pairs."),
-        ("What does sentence 2 of the guide say?", "It uses MinHash."),
+    assert reply.facts == [  # each fact asked two ways, grouped as the teacher wrote them
+        Fact(
+            "Dedup removes repeated pairs.",
+            (
+                "What does sentence 1 of the guide say?",
+                "What is stated in sentence 1 of the guide?",
+            ),
+        ),
+        Fact(
+            "It uses MinHash.",
+            (
+                "What does sentence 2 of the guide say?",
+                "What is stated in sentence 2 of the guide?",
+            ),
+        ),
     ]
+    assert len(reply.pairs) == 4
     body = proxy.requests[0]
     assert body["model"] == "tiny-teacher"
     assert body["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "reply", "schema": qa_schema(2, 60), "strict": True},
+        "json_schema": {"name": "reply", "schema": qa_schema(2, 3, 60), "strict": True},
     }
     assert body["temperature"] == cfg.temperature and body["max_tokens"] == cfg.max_tokens
     system, user = body["messages"]
@@ -83,10 +98,10 @@ def test_request_is_structured_and_authenticated(proxy, cfg):
 def test_malformed_reply_is_retried_once_with_the_error_fed_back(proxy, cfg):
     proxy.faults.append("malformed")
     reply = asyncio.run(ask(make_teacher(cfg), chunk(0)))
-    assert len(reply.pairs) == 2
+    assert len(reply.facts) == 2
     assert len(proxy.requests) == 2
     retry = proxy.requests[1]["messages"]
-    assert retry[2]["role"] == "assistant" and retry[2]["content"].startswith('{"pairs"')
+    assert retry[2]["role"] == "assistant" and retry[2]["content"].startswith('{"facts"')
     assert retry[3]["role"] == "user" and "not JSON" in retry[3]["content"]
     assert len(reply.calls) == 2  # both requests are in the ledger
 
@@ -175,12 +190,17 @@ def test_concurrency_is_bounded_and_usage_summed(monkeypatch, tmp_path):
     with OpenAICompatServer(delay_s=0.05) as slow:
         cfg = TeacherConfig(
             kind="openai", base_url=slow.base_url, model="tiny-teacher", api_key_env=KEY_ENV,
-            concurrency=3, min_pairs=2, max_pairs=2,
+            concurrency=3, min_facts=2, max_facts=2,
         )  # fmt: skip
         chunks = [chunk(i, f"Topic {i} is covered. It has detail {i}.") for i in range(9)]
         result = asyncio.run(generate_for_chunks(chunks, make_teacher(cfg), tmp_path, cfg))
         assert slow.max_in_flight == 3
-    assert result.stats.requests == 9 and len(result.pairs) == 18
+    assert result.stats.requests == 9 and len(result.pairs) == 36  # 9 chunks x 2 facts x 2
+    # The two phrasings of each fact share its fact id; the facts of a chunk do not.
+    by_fact: dict[str, set[str]] = {}
+    for p in result.pairs:
+        by_fact.setdefault(p.fact_id, set()).add(p.answer)
+    assert len(by_fact) == 18 and all(len(answers) == 1 for answers in by_fact.values())
     assert result.stats.prompt_tokens == sum(
         len(m["content"].split()) for body in slow.requests for m in body["messages"]
     )
@@ -188,26 +208,33 @@ def test_concurrency_is_bounded_and_usage_summed(monkeypatch, tmp_path):
     assert {p.teacher for p in result.pairs} == {"tiny-teacher"}
 
 
-# (reply text, expected pairs or the TeacherError reason)
+def fact_json(*facts: tuple[str, list[str]]) -> str:
+    return json.dumps({"facts": [{"answer": a, "questions": qs} for a, qs in facts]})
+
+
+# (reply text, expected facts or the TeacherError reason)
 PARSE_CASES = [
-    ('{"pairs": [{"question": "Q?", "answer": "A."}]}', [("Q?", "A.")]),
-    ('{"pairs": [{"question": "Q?", "answer": "line\none"}]}', [("Q?", "line\none")]),  # raw \n
+    (fact_json(("A.", ["Q?", "Q2?"])), [Fact("A.", ("Q?", "Q2?"))]),
+    ('{"facts": [{"answer": "line\none", "questions": ["Q?"]}]}', [Fact("line\none", ("Q?",))]),
+    (fact_json(("A.", ["Q?", " Q? "])), [Fact("A.", ("Q?",))]),  # a repeat counts once
     ("Sure! Here you go", "parse_error"),
-    ('{"pairs": []}', "schema_error"),  # minItems 1
-    ('{"pairs": [{"question": "Q?"}]}', "schema_error"),
-    ('{"pairs": [{"question": "Q?", "answer": "  "}]}', "schema_error"),
-    ('[{"question": "Q?", "answer": "A."}]', "schema_error"),
-    ('{"pairs": [' + ",".join(['{"question": "Q?", "answer": "A."}'] * 3) + "]}", "schema_error"),
+    ('{"facts": []}', "schema_error"),  # minItems 1
+    ('{"facts": [{"answer": "A."}]}', "schema_error"),
+    (fact_json(("  ", ["Q?"])), "schema_error"),
+    (fact_json(("A.", ["Q?", ""])), "schema_error"),
+    (fact_json(("A.", [])), "schema_error"),
+    ('{"pairs": [{"question": "Q?", "answer": "A."}]}', "schema_error"),  # the old shape
+    (fact_json(*[("A.", ["Q?"])] * 3), "schema_error"),  # more facts than asked for
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), PARSE_CASES)
-def test_parse_pairs(text, expected):
+def test_parse_facts(text, expected):
     if isinstance(expected, list):
-        assert parse_pairs(text, 2) == expected
+        assert parse_facts(text, 2) == expected
     else:
         with pytest.raises(TeacherError) as info:
-            parse_pairs(text, 2)
+            parse_facts(text, 2)
         assert info.value.reason == expected and info.value.raw == text
 
 

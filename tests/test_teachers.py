@@ -8,11 +8,20 @@ import sys
 
 import pytest
 
-from faqforge.config import TeacherConfig
+from faqforge.config import DecontaminateConfig, TeacherConfig
 from faqforge.prompts import fence, load_prompt
 from faqforge.records import Chunk
 from faqforge.teachers import make_teacher
-from faqforge.teachers.extractive import ExtractiveTeacher, clip_words, extract_pairs, sentences
+from faqforge.teachers.base import Fact
+from faqforge.teachers.extractive import (
+    FORMS,
+    ExtractiveTeacher,
+    clip_words,
+    extract_facts,
+    phrasings,
+    sentences,
+)
+from tasks.text import jaccard, shingles
 from faqforge.teachers.schema import judge_schema, qa_schema
 from faqforge.teachers.vllm_engine import VLLMBackend, sampling_kwargs
 
@@ -27,8 +36,13 @@ pair was dropped. Dedup means removing near-duplicate pairs with MinHash. See \
 PASSAGE_REF = re.compile(r"\b(passage|the text|this section|the document|above|below)\b", re.I)
 
 
+def facts(path, text=CURATION, n=8, words=60, phrasings=3):
+    return extract_facts(path, text, n, words, phrasings)
+
+
 def pairs(path, text=CURATION, n=8, words=60):
-    return extract_pairs(path, text, n, words)
+    """Every (question, answer), each fact's phrasings in order."""
+    return [(q, f.answer) for f in facts(path, text, n, words) for q in f.questions]
 
 
 # (heading path, text, expected first question): subject named, top heading as context.
@@ -62,16 +76,43 @@ def test_first_question_names_the_subject(path, text, question):
 
 
 def test_questions_are_self_contained_and_varied():
-    got = pairs(["Curation", "Heuristic filters"])
-    questions = [q for q, _ in got]
-    assert len(set(questions)) == len(questions) == 6
+    got = facts(["Curation", "Heuristic filters"])
+    questions = [q for f in got for q in f.questions]
+    assert len(got) == 6 and len(set(questions)) == len(questions)
     assert not [q for q in questions if PASSAGE_REF.search(q)]
-    assert all(q.endswith("?") and q.split()[0] in {"What", "How", "Why"} for q in questions)
-    assert {q.split()[0] for q in questions} == {"What", "Why"}
-    # Definition-like sentences become their own questions.
-    assert "What is a rejection in curation?" in questions
-    assert "What does dedup mean in curation?" in questions
-    assert "What does the curate stage do in curation?" in questions
+    assert all(q.endswith("?") and q.split()[0] in {"What", "How", "Why", "Can"} for q in questions)
+    assert {f.questions[0].split()[0] for f in got} == {"What", "Why"}
+    # Definition-like sentences become their own facts.
+    firsts = [f.questions[0] for f in got]
+    assert "What is a rejection in curation?" in firsts
+    assert "What does dedup mean in curation?" in firsts
+    assert "What does the curate stage do in curation?" in firsts
+
+
+def test_every_fact_is_asked_in_different_forms():
+    got = facts(["Curation", "Heuristic filters"])
+    assert all(len(f.questions) >= 2 for f in got)  # the knowledge probe holds one out
+    by_first = {f.questions[0]: f.questions for f in got}
+    assert by_first["What does the curate stage do in curation?"] == (
+        "What does the curate stage do in curation?",
+        "What is the job of the curate stage in curation?",
+        "What is the curate stage responsible for in curation?",
+    )
+    assert by_first["What is a rejection in curation?"][1] == (
+        "Can you explain what a rejection is in curation?"
+    )
+    # Sibling phrasings stay under decontamination's near-question bound, so holding one out
+    # never removes the others from training.
+    bound = DecontaminateConfig().question_threshold
+    for kind, forms in FORMS.items():
+        asked = phrasings(kind, "the curate stage", " in curation", p="written")
+        assert len(asked) >= 2
+        for i, a in enumerate(asked):
+            for b in asked[i + 1 :]:
+                assert jaccard(shingles(a), shingles(b)) < bound, (kind, a, b)
+    assert [len(f.questions) for f in facts(["Curation"], phrasings=2)] == [2] * len(
+        facts(["Curation"], phrasings=2)
+    )
 
 
 def test_answers_are_grounded_sentences_within_the_word_limit():
@@ -87,11 +128,11 @@ def test_answer_keeps_links_from_the_document():
     assert "(https://example.com/dedup)" in answers["What does dedup mean in curation?"]
 
 
-def test_more_pairs_for_longer_text_up_to_n():
-    short = pairs(["Curation", "Heuristic filters"], CURATION.split("\n\n")[0])
-    long = pairs(["Curation", "Heuristic filters"])
+def test_more_facts_for_longer_text_up_to_n():
+    short = facts(["Curation", "Heuristic filters"], CURATION.split("\n\n")[0])
+    long = facts(["Curation", "Heuristic filters"])
     assert 1 <= len(short) < len(long)
-    assert len(pairs(["Curation", "Heuristic filters"], n=3)) == 3
+    assert len(facts(["Curation", "Heuristic filters"], n=3)) == 3
 
 
 def test_no_sentences_no_pairs():
@@ -100,12 +141,15 @@ def test_no_sentences_no_pairs():
 
 def test_topic_is_the_last_resort_without_headings():
     text = "Some plain words here. More of them."
-    assert extract_pairs([], text, 3, 60, topic="release notes") == [
-        ("What should I know about release notes?", text)
+    assert extract_facts([], text, 3, 60, topic="release notes") == [
+        Fact(
+            text,
+            ("What should I know about release notes?", "What is there to know about release notes?"),
+        )
     ]
-    assert extract_pairs([], "A chunk is a window of text.", 3, 60, topic="glossary") == [
-        ("What is a chunk?", "A chunk is a window of text.")
-    ]
+    (chunk_fact,) = extract_facts([], "A chunk is a window of text.", 3, 60, topic="glossary")
+    assert chunk_fact.answer == "A chunk is a window of text."
+    assert chunk_fact.questions[0] == "What is a chunk?"
 
 
 def test_extractive_is_deterministic_and_versioned_by_its_source():
@@ -114,9 +158,9 @@ def test_extractive_is_deterministic_and_versioned_by_its_source():
     assert re.fullmatch(r"extractive-[0-9a-f]{12}", teacher.prompt_version)
     c = Chunk("c1", "d1", "a.md", 0, ["Curation", "Heuristic filters"], CURATION, 120, "h")
     first, second = (asyncio.run(teacher.generate(c, 4)) for _ in range(2))
-    assert first == second and len(first.pairs) == 4
+    assert first == second and len(first.facts) == 4 and len(first.pairs) == 12
     assert first.usage.prompt_tokens == first.usage.completion_tokens == 0
-    assert '"question"' in first.raw
+    assert '"questions"' in first.raw
 
 
 # (text, expected sentences): headings, code and tables skipped; list items stand alone.
@@ -153,10 +197,10 @@ def test_prompt_version_is_a_hash_of_both_files(tmp_path):
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "system.md").write_text("Be brief.")
-    (folder / "user.md").write_text("Pairs: $n_pairs\n$document")
+    (folder / "user.md").write_text("Facts: $n_facts\n$document")
     first = load_prompt("p", tmp_path)
-    assert first.render_user(n_pairs=3, document="{json} ok") == "Pairs: 3\n{json} ok"
-    (folder / "user.md").write_text("Pairs: $n_pairs!\n$document")
+    assert first.render_user(n_facts=3, document="{json} ok") == "Facts: 3\n{json} ok"
+    (folder / "user.md").write_text("Facts: $n_facts!\n$document")
     assert load_prompt("p", tmp_path).version != first.version
     with pytest.raises(FileNotFoundError, match=r"system\.md and user\.md"):
         load_prompt("missing", tmp_path)
@@ -166,12 +210,14 @@ def test_shipped_prompt_asks_for_the_rules():
     prompt = load_prompt("generate_qa")
     system = prompt.system.lower()
     rules = ("name the subject", "the passage", "only from the document", "link", "two or three")
-    for rule in (*rules, "json"):
+    for rule in (*rules, "differently worded", "json"):
         assert rule in system, rule
     user = prompt.render_user(
-        document=fence("x"), heading_path="A > B", source="a.md", n_pairs=4, max_answer_words=50
-    )
-    assert "4 question/answer pairs" in user and "at most 50 words" in user
+        document=fence("x"), heading_path="A > B", source="a.md", n_facts=4, phrasings=3,
+        max_answer_words=50,
+    )  # fmt: skip
+    assert "Write 4 facts" in user and "2 to 3 differently worded" in user
+    assert "at most 50 words" in user
     assert make_teacher(TeacherConfig(kind="openai")).prompt_version == prompt.version
 
 
@@ -196,7 +242,7 @@ def test_vllm_kind_builds_structured_requests_without_importing_vllm():
         {"max_model_len": 4096},
     )
     assert sampling_kwargs(teacher.schema(3), 0.2, 512) == {
-        "temperature": 0.2, "max_tokens": 512, "json": qa_schema(3, 60),
+        "temperature": 0.2, "max_tokens": 512, "json": qa_schema(3, 3, 60),
     }  # fmt: skip
     assert teacher.schema_version(3) != teacher.schema_version(4)
     assert judge_schema(2)["properties"]["ratings"]["maxItems"] == 2

@@ -23,7 +23,7 @@ from faqforge.teachers import make_teacher
 
 async def ask_all(model: str, n: int) -> dict:
     cfg = TeacherConfig(
-        kind="vllm", model=model, concurrency=n, min_pairs=2, max_pairs=2, max_answer_words=5,
+        kind="vllm", model=model, concurrency=n, min_facts=1, max_facts=1, max_answer_words=5,
         max_tokens=512,
         vllm_engine_args={"dtype": "float32", "max_model_len": 2048,
                           "hf_overrides": {"max_position_embeddings": 2048}},

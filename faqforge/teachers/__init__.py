@@ -38,7 +38,7 @@ def make_teacher(cfg: TeacherConfig) -> Teacher:
     if cfg.kind == "extractive":
         from faqforge.teachers.extractive import ExtractiveTeacher
 
-        return ExtractiveTeacher(cfg.max_answer_words)
+        return ExtractiveTeacher(cfg.max_answer_words, cfg.phrasings)
     from faqforge.teachers.llm import LLMTeacher
 
     return LLMTeacher(cfg, make_backend(cfg))

@@ -39,12 +39,30 @@ def total_usage(calls: Sequence[Usage]) -> Usage:
 
 
 @dataclass(frozen=True)
-class TeacherReply:
-    """The pairs a teacher wrote for one chunk, the raw text, and one Usage per request."""
+class Fact:
+    """One answer and the differently worded questions it answers: its phrasings.
 
-    pairs: list[tuple[str, str]]
+    The knowledge probe holds one phrasing out of training and asks it after the others
+    were trained on, so a teacher writes two or three per fact (one per concept was the
+    motivating write-up's diagnosed failure).
+    """
+
+    answer: str
+    questions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TeacherReply:
+    """The facts a teacher wrote for one chunk, the raw text, and one Usage per request."""
+
+    facts: list[Fact]
     calls: tuple[Usage, ...] = ()
     raw: str = ""
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (question, answer): each phrasing of each fact."""
+        return [(q, f.answer) for f in self.facts for q in f.questions]
 
     @property
     def usage(self) -> Usage:
@@ -102,17 +120,18 @@ class ChatBackend(Protocol):
 
 
 class Teacher(Protocol):
-    """Writes question/answer pairs about one chunk. Implementations: extractive, llm."""
+    """Writes facts (an answer, several phrasings) about one chunk: extractive, llm."""
 
     name: str
     prompt_version: str
 
-    def schema_version(self, n_pairs: int) -> str:
+    def schema_version(self, n_facts: int) -> str:
         """A hash of the reply schema asked for (part of the cache key)."""
         ...
 
-    async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
-        """Up to ``n_pairs`` pairs grounded in ``chunk``; raise TeacherError if unusable."""
+    async def generate(self, chunk: Chunk, n_facts: int) -> TeacherReply:
+        """Up to ``n_facts`` facts grounded in ``chunk``, each with 2+ phrasings; raise
+        TeacherError if unusable."""
         ...
 
     async def aclose(self) -> None:

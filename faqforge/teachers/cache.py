@@ -1,7 +1,7 @@
 """Content-addressed reply cache: one JSON file per answered chunk, written on arrival.
 
 ``cache_dir/<key[:2]>/<key>.json``; the key hashes everything that changes the reply (for
-generation: chunk text and heading path, pairs asked for, teacher model, prompt version,
+generation: chunk text and heading path, facts asked for, teacher model, prompt version,
 reply schema, sampling settings), never where the chunk came from. Writes are atomic, so a
 process killed with ``kill -9`` leaves whole entries or none. ``LAST_RUN`` records which
 chunks the previous run covered, so a run can say how many chunks (and their pairs) left
@@ -18,7 +18,7 @@ from typing import Any
 from faqforge.config import TeacherConfig, stable_hash
 from faqforge.records import Chunk
 from faqforge.storage import read_json, write_json
-from faqforge.teachers.base import Teacher, TeacherReply, Usage
+from faqforge.teachers.base import Fact, Teacher, TeacherReply, Usage
 
 log = logging.getLogger(__name__)
 LAST_RUN = "last_run.json"
@@ -28,10 +28,10 @@ def cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / key[:2] / f"{key}.json"
 
 
-def generation_key(chunk: Chunk, n_pairs: int, teacher: Teacher, cfg: TeacherConfig) -> str:
+def generation_key(chunk: Chunk, n_facts: int, teacher: Teacher, cfg: TeacherConfig) -> str:
     """Everything that changes what the teacher writes for this chunk; its source does not."""
-    parts = [chunk.text_hash, chunk.heading_path, n_pairs, teacher.prompt_version, teacher.name]
-    return stable_hash([*parts, teacher.schema_version(n_pairs), cfg.generation_key()], 32)
+    parts = [chunk.text_hash, chunk.heading_path, n_facts, teacher.prompt_version, teacher.name]
+    return stable_hash([*parts, teacher.schema_version(n_facts), cfg.generation_key()], 32)
 
 
 def read_entry(path: Path, fields: tuple[str, ...]) -> dict[str, Any] | None:
@@ -54,12 +54,14 @@ def calls_of(data: dict[str, Any]) -> tuple[Usage, ...]:
 
 
 def read_reply(path: Path) -> TeacherReply | None:
-    data = read_entry(path, ("pairs", "calls", "raw"))
+    data = read_entry(path, ("facts", "calls", "raw"))
     if data is None:
         return None
     try:
-        pairs = [(str(q), str(a)) for q, a in data["pairs"]]
-        return TeacherReply(pairs=pairs, calls=calls_of(data), raw=data["raw"])
+        facts = [
+            Fact(str(f["answer"]), tuple(str(q) for q in f["questions"])) for f in data["facts"]
+        ]
+        return TeacherReply(facts=facts, calls=calls_of(data), raw=data["raw"])
     except (ValueError, TypeError) as exc:
         log.warning("unreadable cache file %s (%s): asking the teacher again", path, exc)
         return None
@@ -71,7 +73,7 @@ def write_reply(path: Path, reply: TeacherReply, teacher: Teacher) -> None:
         {
             "teacher": teacher.name,
             "prompt_version": teacher.prompt_version,
-            "pairs": [list(p) for p in reply.pairs],
+            "facts": [{"answer": f.answer, "questions": list(f.questions)} for f in reply.facts],
             "calls": [asdict(u) for u in reply.calls],
             "raw": reply.raw,
         },

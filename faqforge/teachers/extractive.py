@@ -1,9 +1,12 @@
-"""Offline teacher: questions from headings and definition-like sentences, answers copied out.
+"""Offline teacher: facts from headings and definition-like sentences, answers copied out.
 
 The embedded default: deterministic, no model, no network. Every answer is made of the
 chunk's own sentences (so it is grounded by construction), at most ``max_answer_words``
 words, cut at a sentence boundary where one fits. Questions name their subject and add the
 top heading as context ("What are heuristic filters in curation?"), never "the passage".
+Each fact is asked two or three ways, in different question forms (``FORMS``): "What does the
+curate stage do?", "What is the job of the curate stage?", "What is the curate stage
+responsible for?". The knowledge probe holds one of them out of training.
 
 Covered: English markdown or plain text; subjects from the heading path; sentences shaped
 "X is/are a ...", "X is <participle> ...", "X means/refers to ...", "The X <verb>s ...".
@@ -20,10 +23,13 @@ import sys
 from collections.abc import Iterable, Iterator
 from itertools import zip_longest
 from pathlib import Path
+from typing import TypeVar
 
 from faqforge.records import Chunk
 from faqforge.storage import sha256_text
-from faqforge.teachers.base import TeacherReply
+from faqforge.teachers.base import Fact, TeacherReply
+
+T = TypeVar("T")
 
 # fmt: off
 # Words that make a sentence's subject depend on what came before it.
@@ -182,33 +188,85 @@ def _belongs(sents: list[str], i: int) -> bool:
     return i < len(sents) and (_continues(sents[i]) or bool(_POINTER.fullmatch(sents[i])))
 
 
-def _section_pairs(subject: str, top: str, sents: list[str], text: str, limit: int):
-    """Heading questions: what it is, how it works, why it is used, what else to know.
+def _agree(plural: bool) -> dict[str, str]:
+    """Verb forms that agree with the subject: ``{be, do, s}`` ("is"/"are", "does"/"do", "s")."""
+    return {"be": "are", "do": "do", "s": ""} if plural else {"be": "is", "do": "does", "s": "s"}
+
+
+# Phrasings per question kind: the same fact asked in different forms, not one word swapped.
+# The first is the plain form; a fact gets as many as ``phrasings`` allows. Placeholders:
+# {s} subject, {c} context (" in <top heading>"), {be}/{do}/{s_} agreement, {p} participle.
+FORMS: dict[str, tuple[str, ...]] = {
+    "what": (
+        "What {be} {s}{c}?",
+        "Can you explain what {s} {be}{c}?",
+        "How would you describe {s}{c}?",
+    ),
+    "how": (
+        "How {do} {s} work{c}?",
+        "Can you explain how {s} work{s_}{c}?",
+        "What is the way {s} work{s_}{c}?",
+    ),
+    "why": (
+        "Why {be} {s} used{c}?",
+        "What is the reason for using {s}{c}?",
+        "What {be} {s} good for{c}?",
+    ),
+    "more": ("What should I know about {s}{c}?", "What else is worth knowing about {s}{c}?"),
+    "involve": (
+        "What does {s} involve{c}?",
+        "What is involved in {s}{c}?",
+        "Can you walk me through {s}{c}?",
+    ),
+    "go_about": ("How do you go about {s}{c}?", "What are the steps of {s}{c}?"),
+    "needed": (
+        "Why is {s} needed{c}?",
+        "What is the point of {s}{c}?",
+        "What makes {s} necessary{c}?",
+    ),
+    "how_to": ("How do I {s}{c}?", "How can I {s}{c}?", "What is the way to {s}{c}?"),
+    "means": ("What does {s} mean{c}?", "What is meant by {s}{c}?", "How is {s} defined{c}?"),
+    "how_done": ("How {be} {s} {p}{c}?", "Can you explain how {s} {be} {p}{c}?"),
+    "why_done": ("Why {be} {s} {p}{c}?", "What is the reason {s} {be} {p}{c}?"),
+    "does": (
+        "What does {s} do{c}?",
+        "What is the job of {s}{c}?",
+        "What is {s} responsible for{c}?",
+    ),
+}
+
+
+def phrasings(kind: str, subject: str, ctx: str, plural: bool = False, p: str = "") -> tuple:
+    """Every phrasing of one question kind about ``subject``.
+
+    ``phrasings("does", "the curate stage", "")[:2]`` →
+    ``("What does the curate stage do?", "What is the job of the curate stage?")``
+    """
+    agree = _agree(plural)
+    return tuple(
+        f.format(s=subject, c=ctx, be=agree["be"], do=agree["do"], s_=agree["s"], p=p)
+        for f in FORMS[kind]
+    )
+
+
+def _section_facts(subject: str, top: str, sents: list[str], text: str, limit: int):
+    """Heading facts: what it is, how it works, why it is used, what else to know.
 
     "How" and "why" are asked only when a sentence about the subject (naming it or going on
     about it) gives the way or the reason, so an answer never borrows a neighbour's content.
     """
     ctx = _context(top, subject)
     if subject.lower().startswith("how to "):
-        yield f"How do I {subject[7:]}{ctx}?", clip_words(sents, limit)
+        yield phrasings("how_to", subject[7:], ctx), clip_words(sents, limit)
         return
     words = subject.split()
     # "Running the pipeline" is an activity; "Heading paths" is a thing.
     if words[0].lower().endswith("ing") and not (len(words) > 1 and _plural(words[1])):
-        forms = (
-            "What does {s} involve{c}?",
-            "How do you go about {s}{c}?",
-            "Why is {s} needed{c}?",
-        )
+        kinds, plural = ("involve", "go_about", "needed"), False
     else:
         subject = _article(subject, text)
-        be, do = ("are", "do") if _plural(subject) else ("is", "does")
-        forms = (
-            f"What {be} {{s}}{{c}}?",
-            f"How {do} {{s}} work{{c}}?",
-            f"Why {be} {{s}} used{{c}}?",
-        )
-    what, how, why = (f.format(s=subject, c=ctx) for f in forms)
+        kinds, plural = ("what", "how", "why"), _plural(subject)
+    what, how, why = (phrasings(k, subject, ctx, plural) for k in kinds)
     n_first = 2 if _belongs(sents, 1) else 1
     yield what, clip_words(sents[:n_first], limit)
     head = subject.split()[-1].lower().strip("`").removesuffix("s")
@@ -218,29 +276,27 @@ def _section_pairs(subject: str, top: str, sents: list[str], text: str, limit: i
     if reasons := [s for s in sents if _REASON.search(s) and (head in s.lower() or _continues(s))]:
         yield why, clip_words(reasons, limit)
     if rest := sents[n_first:]:
-        yield f"What should I know about {subject}{ctx}?", clip_words(rest, limit)
+        yield phrasings("more", subject, ctx, plural), clip_words(rest, limit)
 
 
-def _definition_pairs(top: str, sents: list[str], text: str, limit: int):
-    """Questions from sentences that define or describe a named thing."""
+def _definition_facts(top: str, sents: list[str], text: str, limit: int):
+    """Facts from sentences that define or describe a named thing."""
     for i, sent in enumerate(sents):
         answer = clip_words(sents[i : i + 2] if _belongs(sents, i + 1) else [sent], limit)
+        participle = ""
         if m := _MEANS.fullmatch(sent):
-            subj = m["subj"]
-            question = "What does {s} mean{c}?"
+            subj, kind = m["subj"], "means"
         elif (m := _BE.fullmatch(sent)) and m["first"].lower() != "not":
             subj = m["subj"]
             first = m["first"].lower()
             if first in _DEFINITE_STARTS:
-                question = f"What {m['be']} {{s}}{{c}}?"
+                kind = "what"
             elif re.fullmatch(r"[a-z]{3,}(ed|en)", first):  # "X is written ...": how, or why
-                wh = "Why" if _BECAUSE.search(sent) else "How"
-                question = f"{wh} {m['be']} {{s}} {first}{{c}}?"
+                kind, participle = ("why_done" if _BECAUSE.search(sent) else "how_done"), first
             else:
                 continue
         elif (m := _DOES.fullmatch(sent)) and m["verb"] not in _NOT_ACTIONS:
-            subj = m["subj"]
-            question = "What does {s} do{c}?"
+            subj, kind = m["subj"], "does"
         else:
             continue
         words = subj.split()
@@ -251,23 +307,36 @@ def _definition_pairs(top: str, sents: list[str], text: str, limit: int):
         ):
             continue
         phrase = _phrase(subj, text)
-        yield question.format(s=phrase, c=_context(top, phrase)), answer
+        plural = kind != "means" and m.groupdict().get("be") == "are"
+        yield phrasings(kind, phrase, _context(top, phrase), plural, participle), answer
 
 
-def _interleave(*streams: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+def _interleave(*streams: Iterable[T]) -> Iterator[T]:
     for group in zip_longest(*streams):
-        yield from (pair for pair in group if pair is not None)
+        yield from (item for item in group if item is not None)
 
 
-def extract_pairs(
-    heading_path: list[str], text: str, n_pairs: int, max_answer_words: int, topic: str = ""
-) -> list[tuple[str, str]]:
-    """Up to ``n_pairs`` distinct (question, answer) pairs, heading and definition forms mixed.
+def _norm(question: str) -> str:
+    return re.sub(r"\W+", " ", question.lower()).strip()
 
-    ``extract_pairs(["Curation", "Heuristic filters"], "Heuristic filters drop ...", 2, 60)``
-    → ``[("What are heuristic filters in curation?", "Heuristic filters drop ..."), ...]``
 
-    ``topic`` (e.g. the file name) gives one last-resort question when nothing else applies.
+def extract_facts(
+    heading_path: list[str],
+    text: str,
+    n_facts: int,
+    max_answer_words: int,
+    n_phrasings: int = 3,
+    topic: str = "",
+) -> list[Fact]:
+    """Up to ``n_facts`` facts, heading and definition forms mixed, each asked up to
+    ``n_phrasings`` ways (every form has at least two).
+
+    ``extract_facts(["Curation", "Heuristic filters"], "Heuristic filters drop ...", 2, 60)``
+    → ``[Fact("Heuristic filters drop ...", ("What are heuristic filters in curation?",
+    "Can you explain what heuristic filters are in curation?", ...)), ...]``
+
+    ``topic`` (e.g. the file name) gives one last-resort fact when nothing else applies.
+    Questions are unique across the chunk's facts; so are answers (one answer, one fact).
     """
     sents = sentences(text)
     if not sents:
@@ -275,23 +344,24 @@ def extract_pairs(
     path = [_plain(h) for h in heading_path if _plain(h).lower() not in _GENERIC_HEADINGS]
     top = _phrase(path[0], text) if len(path) > 1 else ""
     from_heading = (
-        _section_pairs(_phrase(path[-1], text), top, sents, text, max_answer_words) if path else ()
+        _section_facts(_phrase(path[-1], text), top, sents, text, max_answer_words) if path else ()
     )
-    from_sentences = _definition_pairs(top, sents, text, max_answer_words)
+    from_sentences = _definition_facts(top, sents, text, max_answer_words)
     seen: set[str] = set()
-    pairs: list[tuple[str, str]] = []
-    for question, answer in _interleave(from_heading, from_sentences):
-        norm = re.sub(r"\W+", " ", question.lower()).strip()
-        if not answer or norm in seen or answer in seen:
+    facts: list[Fact] = []
+    for forms, answer in _interleave(from_heading, from_sentences):
+        if not answer or answer in seen or _norm(forms[0]) in seen:
             continue
-        seen.update((norm, answer))
-        pairs.append((question, answer))
-        if len(pairs) == n_pairs:
+        questions = tuple(q for q in forms if _norm(q) not in seen)[:n_phrasings]
+        seen.update([answer, *map(_norm, questions)])
+        facts.append(Fact(answer, questions))
+        if len(facts) == n_facts:
             break
-    if not pairs and topic:  # no heading, no definition: one question about the file's topic
+    if not facts and topic:  # no heading, no definition: one fact about the file's topic
+        forms = ("What should I know about {s}?", "What is there to know about {s}?")
         answer = clip_words(sents[:2], max_answer_words)
-        pairs.append((f"What should I know about {topic}?", answer))
-    return pairs
+        facts.append(Fact(answer, tuple(f.format(s=topic) for f in forms)[:n_phrasings]))
+    return facts
 
 
 PROMPT_VERSION = "extractive-" + sha256_text(inspect.getsource(sys.modules[__name__]), 12)
@@ -303,20 +373,28 @@ class ExtractiveTeacher:
     name = "extractive"
     prompt_version = PROMPT_VERSION
 
-    def __init__(self, max_answer_words: int):
+    def __init__(self, max_answer_words: int, phrasings: int = 3):
         self.max_answer_words = max_answer_words
+        self.phrasings = phrasings
 
-    def schema_version(self, n_pairs: int) -> str:
-        """No schema: the pairs are built in code (its source is in ``prompt_version``)."""
+    def schema_version(self, n_facts: int) -> str:
+        """No schema: the facts are built in code (its source is in ``prompt_version``)."""
         return "none"
 
-    async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
+    async def generate(self, chunk: Chunk, n_facts: int) -> TeacherReply:
         topic = Path(chunk.source).stem.replace("-", " ").replace("_", " ")
-        pairs = extract_pairs(
-            chunk.heading_path, chunk.text, n_pairs, self.max_answer_words, topic=topic
+        facts = extract_facts(
+            chunk.heading_path,
+            chunk.text,
+            n_facts,
+            self.max_answer_words,
+            self.phrasings,
+            topic=topic,
         )
-        raw = json.dumps({"pairs": [{"question": q, "answer": a} for q, a in pairs]})
-        return TeacherReply(pairs=pairs, raw=raw)
+        raw = json.dumps(
+            {"facts": [{"answer": f.answer, "questions": list(f.questions)} for f in facts]}
+        )
+        return TeacherReply(facts=facts, raw=raw)
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -10,7 +10,7 @@ from faqforge.config import TeacherConfig
 from faqforge.prompts import Prompt, fence, load_prompt, quoted
 from faqforge.records import Chunk
 from faqforge.teachers.base import ChatBackend, TeacherReply
-from faqforge.teachers.schema import parse_pairs, qa_schema, schema_hash
+from faqforge.teachers.schema import parse_facts, qa_schema, schema_hash
 from faqforge.teachers.structured import ask_json
 
 
@@ -24,18 +24,19 @@ class LLMTeacher:
         self.prompt = prompt or load_prompt("generate_qa")
         self.prompt_version = self.prompt.version
 
-    def schema(self, n_pairs: int) -> dict:
-        return qa_schema(n_pairs, self.cfg.max_answer_words)
+    def schema(self, n_facts: int) -> dict:
+        return qa_schema(n_facts, self.cfg.phrasings, self.cfg.max_answer_words)
 
-    def schema_version(self, n_pairs: int) -> str:
-        return schema_hash(self.schema(n_pairs))
+    def schema_version(self, n_facts: int) -> str:
+        return schema_hash(self.schema(n_facts))
 
-    def messages(self, chunk: Chunk, n_pairs: int) -> list[dict[str, str]]:
+    def messages(self, chunk: Chunk, n_facts: int) -> list[dict[str, str]]:
         user = self.prompt.render_user(
             document=fence(chunk.text),
             heading_path=quoted(" > ".join(chunk.heading_path)),
             source=quoted(chunk.source),
-            n_pairs=n_pairs,
+            n_facts=n_facts,
+            phrasings=self.cfg.phrasings,
             max_answer_words=self.cfg.max_answer_words,
         )
         return [
@@ -43,16 +44,16 @@ class LLMTeacher:
             {"role": "user", "content": user},
         ]
 
-    async def generate(self, chunk: Chunk, n_pairs: int) -> TeacherReply:
-        pairs, calls, raw = await ask_json(
+    async def generate(self, chunk: Chunk, n_facts: int) -> TeacherReply:
+        facts, calls, raw = await ask_json(
             self.backend,
-            self.messages(chunk, n_pairs),
-            self.schema(n_pairs),
-            lambda text: parse_pairs(text, n_pairs),
+            self.messages(chunk, n_facts),
+            self.schema(n_facts),
+            lambda text: parse_facts(text, n_facts),
             temperature=self.cfg.temperature,
             max_tokens=self.cfg.max_tokens,
         )
-        return TeacherReply(pairs, tuple(calls), raw)
+        return TeacherReply(facts, tuple(calls), raw)
 
     async def aclose(self) -> None:
         await self.backend.aclose()

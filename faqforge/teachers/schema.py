@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faqforge.config import stable_hash
-from faqforge.teachers.base import TeacherError
+from faqforge.teachers.base import Fact, TeacherError
 
 CRITERIA = ("accuracy", "relevance", "clarity", "usefulness")
 QUESTION_CHARS = 300
@@ -24,24 +24,29 @@ def schema_hash(schema: dict[str, Any]) -> str:
     return stable_hash(schema, length=12)
 
 
-def qa_schema(n_pairs: int, max_answer_words: int) -> dict[str, Any]:
-    """``{"pairs": [{"question", "answer"}]}`` with 1 to ``n_pairs`` items."""
+def qa_schema(n_facts: int, phrasings: int, max_answer_words: int) -> dict[str, Any]:
+    """``{"facts": [{"answer", "questions": [2..phrasings]}]}`` with 1 to ``n_facts`` facts."""
     text = {"type": "string", "minLength": 1}
-    pair = {
+    fact = {
         "type": "object",
         "properties": {
-            "question": {**text, "maxLength": QUESTION_CHARS},
             "answer": {**text, "maxLength": max(200, max_answer_words * 10)},
+            "questions": {
+                "type": "array",
+                "items": {**text, "maxLength": QUESTION_CHARS},
+                "minItems": 2,
+                "maxItems": phrasings,
+            },
         },
-        "required": ["question", "answer"],
+        "required": ["answer", "questions"],
         "additionalProperties": False,
     }
     return {
         "type": "object",
         "properties": {
-            "pairs": {"type": "array", "items": pair, "minItems": 1, "maxItems": n_pairs}
+            "facts": {"type": "array", "items": fact, "minItems": 1, "maxItems": n_facts}
         },
-        "required": ["pairs"],
+        "required": ["facts"],
         "additionalProperties": False,
     }
 
@@ -53,24 +58,35 @@ def _load(text: str) -> Any:
         raise TeacherError("parse_error", f"reply is not JSON: {exc}", raw=text) from None
 
 
-def parse_pairs(text: str, n_pairs: int) -> list[tuple[str, str]]:
-    """``'{"pairs": [{"question": "Q?", "answer": "A."}]}'`` → ``[("Q?", "A.")]``."""
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def parse_facts(text: str, n_facts: int) -> list[Fact]:
+    """``'{"facts": [{"answer": "A.", "questions": ["Q?", "Q2?"]}]}'`` → ``[Fact("A.", ...)]``.
+
+    Repeated questions within a fact count once; a fact needs one usable question (the
+    schema asks for two or more; a fact asked one way is still training data).
+    """
     data = _load(text)
-    items = data.get("pairs") if isinstance(data, dict) else None
-    if not isinstance(items, list) or not 1 <= len(items) <= n_pairs:
+    items = data.get("facts") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= n_facts:
         raise TeacherError(
-            "schema_error", f'expected {{"pairs": [...]}} with 1 to {n_pairs} items', raw=text
+            "schema_error", f'expected {{"facts": [...]}} with 1 to {n_facts} items', raw=text
         )
-    pairs = []
+    facts = []
     for i, item in enumerate(items):
-        q = item.get("question") if isinstance(item, dict) else None
-        a = item.get("answer") if isinstance(item, dict) else None
-        if not (isinstance(q, str) and isinstance(a, str) and q.strip() and a.strip()):
+        answer = _text(item.get("answer")) if isinstance(item, dict) else None
+        raw_questions = item.get("questions") if isinstance(item, dict) else None
+        questions = [_text(q) for q in raw_questions] if isinstance(raw_questions, list) else [None]
+        if answer is None or not questions or None in questions:
             raise TeacherError(
-                "schema_error", f"pairs[{i}] needs non-empty string question and answer", raw=text
+                "schema_error",
+                f"facts[{i}] needs a non-empty string answer and a list of non-empty questions",
+                raw=text,
             )
-        pairs.append((q.strip(), a.strip()))
-    return pairs
+        facts.append(Fact(answer, tuple(dict.fromkeys(q for q in questions if q))))
+    return facts
 
 
 @dataclass(frozen=True)
