@@ -54,7 +54,10 @@ def _reply_facts(body: dict[str, Any], schema: dict[str, Any]) -> list[dict[str,
     user = next(m["content"] for m in body["messages"] if m["role"] == "user")
     document = _FENCE.search(user).group(2)
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", document.strip()) if s]
-    forms = ("What does sentence {} of the guide say?", "What is stated in sentence {} of the guide?")
+    forms = (
+        "What does sentence {} of the guide say?",
+        "What is stated in sentence {} of the guide?",
+    )
     return [
         {"answer": sentences[i], "questions": [f.format(i + 1) for f in forms]}
         for i in range(min(n, len(sentences)))

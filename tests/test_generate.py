@@ -21,9 +21,9 @@ from faqforge.teachers.ledger import Budget
 from tasks.generate import (
     GenerateFailed,
     _retry_if_transient,
+    facts_for_chunk,
     generate,
     generate_for_chunks,
-    facts_for_chunk,
 )
 
 CFG = TeacherConfig(max_failure_share=0.5)

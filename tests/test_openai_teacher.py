@@ -18,9 +18,9 @@ from resume_worker import resume_after_kill
 from faqforge.config import TeacherConfig
 from faqforge.records import Chunk
 from faqforge.teachers import TeacherError, make_teacher
+from faqforge.teachers.base import Fact
 from faqforge.teachers.llm import LLMTeacher
 from faqforge.teachers.retry import backoff_delay, is_transient
-from faqforge.teachers.base import Fact
 from faqforge.teachers.schema import parse_facts, qa_schema
 from tasks.generate import GenerateFailed, generate_for_chunks
 

@@ -21,9 +21,9 @@ from faqforge.teachers.extractive import (
     phrasings,
     sentences,
 )
-from tasks.text import jaccard, shingles
 from faqforge.teachers.schema import judge_schema, qa_schema
 from faqforge.teachers.vllm_engine import VLLMBackend, sampling_kwargs
+from tasks.text import jaccard, shingles
 
 CURATION = """Heuristic filters drop pairs whose question leans on the passage. They run before \
 the judge, so cheap checks go first.
@@ -104,7 +104,7 @@ def test_every_fact_is_asked_in_different_forms():
     # Sibling phrasings stay under decontamination's near-question bound, so holding one out
     # never removes the others from training.
     bound = DecontaminateConfig().question_threshold
-    for kind, forms in FORMS.items():
+    for kind in FORMS:
         asked = phrasings(kind, "the curate stage", " in curation", p="written")
         assert len(asked) >= 2
         for i, a in enumerate(asked):
@@ -144,7 +144,10 @@ def test_topic_is_the_last_resort_without_headings():
     assert extract_facts([], text, 3, 60, topic="release notes") == [
         Fact(
             text,
-            ("What should I know about release notes?", "What is there to know about release notes?"),
+            (
+                "What should I know about release notes?",
+                "What is there to know about release notes?",
+            ),
         )
     ]
     (chunk_fact,) = extract_facts([], "A chunk is a window of text.", 3, 60, topic="glossary")
