@@ -30,7 +30,7 @@ from typing import Annotated, Any
 import typer
 
 from faqforge.config import ConfigError, PipelineConfig, load_config
-from faqforge.records import QAPair, Rejection
+from faqforge.records import EvalItem, QAPair, Rejection
 from faqforge.storage import write_jsonl
 
 stage_app = typer.Typer(
@@ -246,12 +246,14 @@ def stage_validate(
         if path is not None and not path.is_file():
             fail_usage(f"{path}: no such file")
     lines, bad, errors = read_lines(input_, "validate")
-    evals: list[QAPair] = []
+    evals: list[EvalItem] = []
     if eval_ is not None:
         eval_lines, _, eval_errors = read_lines(eval_, "validate")
         if eval_errors:
             fail_usage("\n".join(eval_errors))
-        evals = [line.pair for line in eval_lines]
+        # The probe comes with each eval row (``probe``, ``taught_by``; unseen_documents when
+        # absent), as in a published eval.jsonl.
+        evals = [EvalItem.from_dict({**line.pair.to_dict(), **line.raw}) for line in eval_lines]
     docs_dir = output.with_name(output.name + ".data_docs")
     report = validate_dataset([line.pair for line in lines], evals, cfg.validate_, None, docs_dir)
     first_failure: dict[int, dict[str, Any]] = {}

@@ -2,8 +2,9 @@
 
 The seed recipe failed because each concept had about one pair; this report makes that
 visible per run. A heading (a chunk's heading path within its document) stands for a concept.
-Reported: pairs per heading, chunks and documents left with zero pairs (and why: the teacher
-wrote none, or curate rejected all of them), and a summary for the dataset manifest.
+Reported: pairs per heading, phrasings per fact (``phrasing_counts``; dedup reports them
+again after it), chunks and documents left with zero pairs (and why: the teacher wrote none,
+or curate rejected all of them), and a summary for the dataset manifest.
 """
 
 from __future__ import annotations
@@ -15,6 +16,21 @@ from typing import Any
 from faqforge.records import Chunk, QAPair, Rejection
 
 HeadingKey = tuple[str, tuple[str, ...]]  # (source, heading path)
+
+
+def phrasing_counts(pairs: list[QAPair]) -> dict[str, Any]:
+    """How many ways each fact is asked: one phrasing per fact is the write-up's failure.
+
+    ``{"facts": n, "phrasings_per_fact_median": m, "facts_with_one_phrasing": k}``; pairs
+    without a ``fact_id`` are each their own fact.
+    """
+    per_fact = Counter(p.fact_id or p.id for p in pairs)
+    counts = list(per_fact.values())
+    return {
+        "facts": len(counts),
+        "phrasings_per_fact_median": statistics.median(counts) if counts else 0,
+        "facts_with_one_phrasing": sum(n == 1 for n in counts),
+    }
 
 
 def heading_label(path: list[str] | tuple[str, ...]) -> str:
@@ -80,6 +96,7 @@ def summary(
         "headings_without_pairs": sum(n == 0 for n in per_heading),
         "headings_with_one_pair": sum(n == 1 for n in per_heading),
         "pairs_per_heading_median": statistics.median(per_heading) if per_heading else 0,
+        **phrasing_counts(kept),
     }
 
 

@@ -1,36 +1,48 @@
-"""Decontaminate: drop training pairs overlapping eval items of any eval version or a benchmark.
+"""Decontaminate: keep eval items' answers, or their wording, out of training.
 
-The split keeps each document on one side, but the same sentence can appear in two documents
-(a boilerplate note, a copied paragraph), and an old eval version's items stay off limits after
-``--new-eval``: a model trained on them would be scored on recall. References
+The split keeps each held-out document on one side, but the same sentence can appear in two
+documents (a boilerplate note, a copied paragraph), and an old eval version's items stay off
+limits after ``--new-eval``: a model trained on them would be scored on recall. References
 (``tasks/references.py``) are this run's eval split, every registered eval version and the
-configured benchmark files. A training pair is dropped, naming the reference it hit
-(``eval_id``, ``eval_source``), by the first of these rules it meets:
-1. ``eval_overlap``: GPT-3 style, a shared word n-gram of ``cfg.ngram_words`` words over the
-   normalised question + answer; a text shorter than n words is one gram of its full length,
-   which collides when it appears whole inside the other text;
-2. ``eval_question``: the same normalised question (the answer does not matter);
-3. ``eval_near_duplicate``: MinHash estimated Jaccard of word shingles ≥ ``cfg.minhash_threshold``
-   (paraphrases that share no long span), the closest reference named.
-Eval pairs are never dropped.
+configured benchmark files. Which rules apply depends on what a reference is for:
+
+- **unseen-documents items and benchmarks** (their content must stay unseen): a training pair
+  is dropped by the first of
+  1. ``eval_overlap``: GPT-3 style, a shared word n-gram of ``cfg.ngram_words`` words over
+     the normalised question + answer; a text shorter than n words is one gram of its full
+     length, which collides when it appears whole inside the other text;
+  2. ``eval_question``: the same normalised question (the answer does not matter);
+  3. ``eval_near_duplicate``: MinHash estimated Jaccard of word shingles ≥
+     ``cfg.minhash_threshold`` (paraphrases that share no long span), the closest named.
+- **knowledge-probe items** (question-level only: the fact is meant to be trained on, through
+  its other phrasings; only the probe's wording is held out): ``eval_question`` as above, or
+  ``eval_near_question``: word-pair (2-shingle) Jaccard of the two questions ≥
+  ``cfg.question_threshold``, computed exactly.
+
+Each drop names the reference it hit (``eval_id``, ``eval_source``). Eval items are never
+dropped; each knowledge item's ``taught_by`` is set to the training pairs of its fact that
+remain (an item left with none is counted as ``knowledge_untaught``; evaluation does not
+score it).
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from datasketch import MinHash, MinHashLSH
 from prefect import task
 
 from faqforge.config import DecontaminateConfig
-from faqforge.records import QAPair, Rejection
+from faqforge.records import KNOWLEDGE, EvalItem, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import Workspace
 from faqforge.tasking import run_stage, stage_cache_key_fn
 from tasks.references import Reference, ReferenceSet, from_pairs, load_references
-from tasks.text import normalise, word_ngrams, words
+from tasks.text import normalise, shingles, word_ngrams, words
 
 STAGE = "decontaminate"
 MINHASH_SEED = 1  # fixed: the same pair gets the same signature on every run
@@ -82,19 +94,46 @@ def signatures(token_lists: list[list[str]], cfg: DecontaminateConfig) -> list[M
     return MinHash.bulk(sets, num_perm=cfg.num_perm, seed=MINHASH_SEED)
 
 
+class QuestionIndex:
+    """Knowledge-probe questions by word pair, for exact Jaccard against a training question."""
+
+    def __init__(self, questions: list[tuple[int, str]], threshold: float) -> None:
+        self.threshold = threshold
+        self.sets = {ref: shingles(q) for ref, q in questions}
+        self.postings: dict[Gram, list[int]] = defaultdict(list)
+        for ref, grams in self.sets.items():
+            for gram in grams:
+                self.postings[gram].append(ref)
+
+    def closest(self, question: str) -> tuple[int, float] | None:
+        """``(reference index, Jaccard)`` of the most similar question at the threshold."""
+        grams = shingles(question)
+        shared = Counter(ref for g in grams for ref in self.postings.get(g, ()))
+        best = max(
+            ((n / (len(grams) + len(self.sets[ref]) - n), -ref) for ref, n in shared.items()),
+            default=None,
+        )
+        return (-best[1], best[0]) if best and best[0] >= self.threshold else None
+
+
 class Contamination:
-    """The three rules over a fixed set of references; ``check`` names the first hit."""
+    """The rules over a fixed set of references; ``check`` names the first hit."""
 
     def __init__(self, refs: list[Reference], cfg: DecontaminateConfig) -> None:
         self.refs, self.cfg = refs, cfg
-        tokens = [words(f"{r.question} {r.answer}") for r in refs]
-        self.grams = GramIndex(list(enumerate(tokens)), cfg.ngram_words)
+        full = [i for i, r in enumerate(refs) if not r.question_only]
+        tokens = [words(f"{refs[i].question} {refs[i].answer}") for i in full]
+        self.grams = GramIndex(list(zip(full, tokens, strict=True)), cfg.ngram_words)
         self.questions: dict[str, int] = {}
         for i, r in enumerate(refs):
             self.questions.setdefault(normalise(r.question), i)
-        self.sigs = signatures(tokens, cfg)
+        self.worded = QuestionIndex(
+            [(i, r.question) for i, r in enumerate(refs) if r.question_only],
+            cfg.question_threshold,
+        )
+        self.sigs = dict(zip(full, signatures(tokens, cfg), strict=True))
         self.lsh = MinHashLSH(threshold=cfg.minhash_threshold, num_perm=cfg.num_perm)
-        for i, sig in enumerate(self.sigs):
+        for i, sig in self.sigs.items():
             self.lsh.insert(i, sig)
 
     def check(self, pair: QAPair, tokens: list[str], sig: MinHash) -> tuple[str, int, str] | None:
@@ -104,6 +143,9 @@ class Contamination:
             return "eval_overlap", ref, f"shares {len(gram)} words: {' '.join(gram)!r}"
         if (same := self.questions.get(normalise(pair.question))) is not None:
             return "eval_question", same, "same normalised question"
+        if (close := self.worded.closest(pair.question)) is not None:
+            ref, jac = close
+            return "eval_near_question", ref, f"question word-pair Jaccard {jac:.2f}"
         near = sorted(
             (-jac, i)
             for i in self.lsh.query(sig)
@@ -148,6 +190,20 @@ def remove_eval_overlap(
     return kept, rejected
 
 
+def with_teachers(evals: list[EvalItem], train: list[QAPair]) -> list[EvalItem]:
+    """Eval items with each knowledge item's ``taught_by``: the training pairs of its fact."""
+    taught: dict[str, list[str]] = defaultdict(list)
+    for p in train:
+        if p.fact_id:
+            taught[p.fact_id].append(p.id)
+    return [
+        replace(e, taught_by=taught.get(e.fact_id, []) if e.fact_id else [])
+        if e.probe == KNOWLEDGE
+        else e
+        for e in evals
+    ]
+
+
 @task(
     name="decontaminate",
     cache_key_fn=stage_cache_key_fn(STAGE, sys.modules[__name__]),
@@ -163,16 +219,24 @@ def decontaminate(
     """The split with contaminated training pairs removed: ``train``, ``eval``, ``rejections``.
 
     ``references`` (``tasks.references.reference_set``) adds earlier eval versions and
-    benchmarks to this run's eval split. Counts cover both sides (eval passes through).
+    benchmarks to this run's eval split. Counts cover both sides (eval passes through, its
+    knowledge items with ``taught_by`` filled in).
     """
 
     def compute():
-        train, evals = split.read("train", QAPair), split.read("eval", QAPair)
+        train, evals = split.read("train", QAPair), split.read("eval", EvalItem)
         current = from_pairs(evals, f"eval:{split.stats.get('eval_version', 'current')}")
         extra = load_references(Workspace(Path(workspace)), references or ReferenceSet())
         kept, rejected = remove_eval_overlap(train, current + extra, cfg)
+        evals = with_teachers(evals, kept)
         n_in, n_out = len(train) + len(evals), len(kept) + len(evals)
-        stats = {"train": len(kept), "eval": len(evals), "references": len(current + extra)}
+        untaught = sum(e.probe == KNOWLEDGE and not e.taught_by for e in evals)
+        stats = {
+            "train": len(kept),
+            "eval": len(evals),
+            "references": len(current + extra),
+            "knowledge_untaught": untaught,
+        }
         outputs = {"train": kept, "eval": evals, "rejections": rejected}
         return outputs, StageCounts.of(n_in, n_out, rejected), stats
 

@@ -1,5 +1,10 @@
 """Dedup: one pair per question, per near-identical question or QA text, per paraphrase.
 
+It removes the same question, not the same fact: the phrasings a teacher wrote for one fact
+(same ``fact_id``: one answer, two or three questions) are compared on their questions only,
+so rules 3 and 4 below, which would see the shared answer, never merge them. A fact's
+phrasings are what the knowledge probe needs (one held out, the others trained on).
+
 Pairs are visited best first (judge ``score``, then longer answer, then input order) and each is
 checked against the pairs kept so far, by four detectors in order; the first that matches names
 the reason and the kept pair it duplicates:
@@ -38,6 +43,7 @@ from faqforge.config import DedupConfig, RunnerConfig
 from faqforge.records import QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.tasking import run_stage, stage_cache_key_fn
+from tasks.coverage import phrasing_counts
 from tasks.minhash import (
     BandIndex,
     IndexFactory,
@@ -95,16 +101,27 @@ class ExactQuestions:
 
 
 class NearDuplicates:
-    """Kept pairs in an LSH index of MinHash signatures; matches verified by estimated Jaccard."""
+    """Kept pairs in an LSH index of MinHash signatures; matches verified by estimated Jaccard.
+
+    With ``facts``, a kept pair of the same fact is never a match: phrasings of one fact share
+    their answer, so their question + answer texts are near-identical by design.
+    """
 
     def __init__(
-        self, reason: str, sigs: np.ndarray, threshold: float, new_index: IndexFactory
+        self,
+        reason: str,
+        sigs: np.ndarray,
+        threshold: float,
+        new_index: IndexFactory,
+        facts: list[str] | None = None,
     ) -> None:
-        self.reason, self.threshold, self.sigs = reason, threshold, sigs
+        self.reason, self.threshold, self.sigs, self.facts = reason, threshold, sigs, facts
         self.index: BandIndex = new_index(sigs)
 
     def match(self, i: int) -> Match | None:
         candidates = sorted(self.index.query(i))
+        if self.facts is not None:
+            candidates = [c for c in candidates if not same_fact(self.facts, i, c)]
         if not candidates:
             return None
         sims = jaccard(self.sigs[i], self.sigs[candidates])
@@ -116,7 +133,8 @@ class NearDuplicates:
 
 
 class Paraphrases:
-    """Kept pairs whose question and answer embeddings are both close to this pair's."""
+    """Kept pairs whose question and answer embeddings are both close to this pair's; never
+    another phrasing of the same fact (a paraphrase of its question is the point of it)."""
 
     reason = "semantic_duplicate"
 
@@ -127,8 +145,14 @@ class Paraphrases:
         # Answers are embedded only for pairs whose question has a close neighbour.
         involved = [i for i, near in enumerate(close) if near]
         answers = dict(zip(involved, embed([pairs[i].answer for i in involved]), strict=True))
+        facts = [p.fact_id for p in pairs]
         self.close = [
-            [(j, q) for j, q in near if answers[i] @ answers[j] >= cfg.semantic_answer_threshold]
+            [
+                (j, q)
+                for j, q in near
+                if answers[i] @ answers[j] >= cfg.semantic_answer_threshold
+                and not same_fact(facts, i, j)
+            ]
             for i, near in enumerate(close)
         ]
         self.kept: set[int] = set()
@@ -142,6 +166,11 @@ class Paraphrases:
 
     def add(self, i: int) -> None:
         self.kept.add(i)
+
+
+def same_fact(facts: list[str], i: int, j: int) -> bool:
+    """Whether pairs ``i`` and ``j`` phrase one fact (pairs without a fact id never do)."""
+    return bool(facts[i]) and facts[i] == facts[j]
 
 
 def local_signer(cfg: DedupConfig) -> Signer:
@@ -176,7 +205,9 @@ def detectors(
     found: list[Detector] = [
         ExactQuestions(pairs),
         NearDuplicates("near_duplicate_question", sigs[:n], cfg.question_threshold, new_index),
-        NearDuplicates("near_duplicate", sigs[n:], cfg.threshold, new_index),
+        NearDuplicates(
+            "near_duplicate", sigs[n:], cfg.threshold, new_index, [p.fact_id for p in pairs]
+        ),
     ]
     if cfg.semantic:
         found.append(Paraphrases(pairs, cfg))
@@ -272,6 +303,7 @@ def dedup(
         stats = {
             "clusters": len(groups),
             "largest_cluster": max((g["size"] for g in groups), default=0),
+            **phrasing_counts(kept),
         }
         return {"pairs": kept, "rejections": rejected, "clusters": groups}, counts, stats
 

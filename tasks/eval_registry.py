@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from faqforge.config import stable_hash
-from faqforge.records import QAPair
+from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem
 from faqforge.storage import (
     Workspace,
     publish_dir,
@@ -37,7 +37,7 @@ def eval_root(ws: Workspace) -> Path:
     return ws.root / "eval"
 
 
-def eval_version_id(items: list[QAPair]) -> str:
+def eval_version_id(items: list[EvalItem]) -> str:
     """``ev-`` + hash of the sorted pair ids: the identity of an eval set."""
     return "ev-" + stable_hash(sorted(p.id for p in items), 12)
 
@@ -47,12 +47,13 @@ class FrozenEval:
     """A published eval split: its items are kept verbatim, its documents keep their side."""
 
     version: str
-    items: list[QAPair]
+    items: list[EvalItem]
     train_docs: frozenset[str]
 
     @property
     def eval_docs(self) -> frozenset[str]:
-        return frozenset(p.doc_id for p in self.items)
+        """The documents held out whole (knowledge items come from training documents)."""
+        return frozenset(p.doc_id for p in self.items if p.probe == UNSEEN_DOCUMENTS)
 
 
 def frozen_state(ws: Workspace, new_eval: bool = False) -> dict[str, Any] | None:
@@ -77,7 +78,7 @@ def load_frozen(ws: Workspace, state: dict[str, Any] | None) -> FrozenEval | Non
             f"{ws.root / STATE} names eval version {state['version']} but {items_path} is "
             "missing: restore it, or start a new eval split with --new-eval"
         )
-    items = read_records(items_path, QAPair)
+    items = read_records(items_path, EvalItem)
     return FrozenEval(state["version"], items, frozenset(state["train_docs"]))
 
 
@@ -91,11 +92,11 @@ def eval_versions(ws: Workspace) -> list[str]:
                                                        d.name))]  # fmt: skip
 
 
-def read_eval_items(ws: Workspace, version: str) -> list[QAPair]:
-    return read_records(eval_root(ws) / version / "eval.jsonl", QAPair)
+def read_eval_items(ws: Workspace, version: str) -> list[EvalItem]:
+    return read_records(eval_root(ws) / version / "eval.jsonl", EvalItem)
 
 
-def save_eval_version(ws: Workspace, items: list[QAPair], meta: dict[str, Any]) -> str:
+def save_eval_version(ws: Workspace, items: list[EvalItem], meta: dict[str, Any]) -> str:
     """Write an eval version folder whole (kept if it exists: equal id, equal items)."""
     version = eval_version_id(items)
     final = eval_root(ws) / version
@@ -108,7 +109,11 @@ def save_eval_version(ws: Workspace, items: list[QAPair], meta: dict[str, Any]) 
                 "version": version,
                 "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
                 "items": len(items),
-                "eval_docs": sorted({p.doc_id for p in items}),
+                "probes": {
+                    probe: sum(p.probe == probe for p in items)
+                    for probe in (KNOWLEDGE, UNSEEN_DOCUMENTS)
+                },
+                "eval_docs": sorted({p.doc_id for p in items if p.probe == UNSEEN_DOCUMENTS}),
                 **meta,
             },
         )

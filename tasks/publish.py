@@ -19,7 +19,7 @@ from prefect import task
 
 from faqforge.config import PipelineConfig, stable_hash
 from faqforge.lineage import code_version
-from faqforge.records import Document, QAPair, Rejection
+from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, Document, EvalItem, QAPair, Rejection
 from faqforge.stage import StageOutput
 from faqforge.storage import (
     Workspace,
@@ -126,7 +126,7 @@ def publish_dataset(
     ws: Workspace,
     version: str,
     train: list[QAPair],
-    eval_: list[QAPair],
+    eval_: list[EvalItem],
     rejections: list[Rejection],
     manifest_fn: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
     diff: dict[str, Any],
@@ -152,14 +152,43 @@ def publish_dataset(
     return final
 
 
-def register_eval(ws: Workspace, split: StageOutput, items: list[QAPair]) -> dict[str, Any]:
+# What each probe measures and which decontamination rules keep training away from it: in
+# every manifest, so a reader of the dataset knows what its eval numbers can mean.
+PROBE_RULES = {
+    KNOWLEDGE: {
+        "measures": "held-out phrasings of facts in training documents: did fine-tuning teach "
+        "the fact, asked in words the model never trained on (the headline)",
+        "decontamination": "question-level only: no training question equal to a probe "
+        "question after normalisation, or with word-pair Jaccard >= "
+        "decontaminate.question_threshold; the fact's other phrasings stay in train "
+        "(taught_by)",
+    },
+    UNSEEN_DOCUMENTS: {
+        "measures": "whole documents held out of training: abstention and answer style, "
+        "since a closed-book model cannot know them",
+        "decontamination": "no training pair sharing a decontaminate.ngram_words-word n-gram, "
+        "the normalised question, or MinHash Jaccard >= decontaminate.minhash_threshold "
+        "with an item (benchmarks: the same rules)",
+    },
+}
+
+
+def register_eval(
+    ws: Workspace, split: StageOutput, items: list[EvalItem], untaught: int
+) -> dict[str, Any]:
     """Save the eval version this dataset uses; the manifest's ``eval`` block describes it."""
     parent = split.stats.get("eval_parent")
     version = save_eval_version(ws, items, {"parent": parent})
+    probes = {
+        probe: {"items": sum(e.probe == probe for e in items), **rules}
+        for probe, rules in PROBE_RULES.items()
+    }
+    probes[KNOWLEDGE]["untaught"] = untaught
     return {
         "version": version,
         "parent": parent,  # None: split afresh (first refresh or --new-eval)
         "items": len(items),
+        "probes": probes,
         "carried": split.stats.get("carried_eval", 0),
         "all_versions": eval_versions(ws),
     }
@@ -200,14 +229,15 @@ def publish(
     by_name = {s.stage: s for s in stages}
     documents = by_name["ingest"].read("documents", Document)
     final = by_name["decontaminate"]
-    train, eval_ = final.read("train", QAPair), final.read("eval", QAPair)
+    train, eval_ = final.read("train", QAPair), final.read("eval", EvalItem)
     rejections = [
         r for s in stages if "rejections" in s.files for r in s.read("rejections", Rejection)
     ]
     prompt_version = by_name["generate"].stats["prompt_version"]
     version = dataset_version(documents, cfg, prompt_version, final)
     previous, diff = compare(ws, version, previous, train, eval_, stages)
-    eval_info = register_eval(ws, by_name["split"], eval_)
+    untaught = final.stats.get("knowledge_untaught", 0)
+    eval_info = register_eval(ws, by_name["split"], eval_, untaught)
 
     def manifest_fn(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return build_manifest(
@@ -222,6 +252,8 @@ def publish(
         "dir": str(path),
         "train": len(train),
         "eval": len(eval_),
+        "knowledge": eval_info["probes"][KNOWLEDGE]["items"],
+        "unseen_documents": eval_info["probes"][UNSEEN_DOCUMENTS]["items"],
         "rejected": len(rejections),
         "previous_version": previous,
         "eval_version": eval_info["version"],
@@ -234,7 +266,8 @@ def publish(
             key="dataset-version",
             markdown=(
                 f"# Dataset {version}\n\n`{path}`\n\n| split | rows |\n|---|---|\n"
-                f"| train | {len(train)} |\n| eval | {len(eval_)} |\n"
+                f"| train | {len(train)} |\n| eval: knowledge probe | {summary['knowledge']} |\n"
+                f"| eval: unseen documents | {summary['unseen_documents']} |\n"
                 f"| rejected | {len(rejections)} |\n"
                 f"\nPrevious version: {previous or '—'}; eval version {eval_info['version']}"
                 f" (parent {eval_info['parent'] or '—, split afresh'})\n"

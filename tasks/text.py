@@ -1,4 +1,4 @@
-"""Text helpers shared by the data stages: normalised form, word tokens, word n-grams.
+"""Text helpers shared by the data stages: normalised form, word tokens, n-grams, overlap.
 
 Normalisation is deliberately blunt (Unicode NFKC, casefold, apostrophes dropped, every other
 non-word character a space, whitespace collapsed) so that two texts differing only in case,
@@ -28,3 +28,14 @@ def words(text: str) -> list[str]:
 def word_ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
     """Contiguous n-grams: ``(["a", "b", "c"], 2)`` → ``[("a", "b"), ("b", "c")]``."""
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def shingles(text: str, n: int = 2) -> set[tuple[str, ...]]:
+    """Word n-gram set of the normalised text; a text shorter than n words is one shingle."""
+    tokens = words(text)
+    return set(word_ngrams(tokens, n)) or {tuple(tokens)}
+
+
+def jaccard(a: set, b: set) -> float:
+    """``jaccard({1, 2}, {2, 3}) == 1 / 3``; two empty sets are equal (1.0)."""
+    return len(a & b) / len(a | b) if a or b else 1.0

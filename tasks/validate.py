@@ -3,8 +3,10 @@
 Two Great Expectations suites (plain JSON in ``expectations/``, run by ``tasks/gx_suites.py``):
 - ``qa_dataset.json`` on one row per pair (train + eval) with computed columns ``split``,
   ``answer_words``, ``question_norm`` (``tasks.text.normalise``) and ``leaked_doc_id`` (the
-  doc_id when that document is on both sides, else null, so a failure names the leak);
-- ``qa_dataset_summary.json`` on one row of dataset-level numbers: rows per side, and the
+  doc_id when a document has training pairs and unseen-documents items, else null, so a
+  failure names the leak; knowledge items come from training documents by design);
+- ``qa_dataset_summary.json`` on one row of dataset-level numbers: rows per side, knowledge
+  probe items (the headline figure needs some), and the
   shares of the previous version's pairs removed and added (``tasks/diff.py``), bounded by
   ``ValidateConfig`` through suite parameters, so a collapsed refresh cannot be published.
 Data Docs HTML goes next to ``report.json`` in the stage folder and is linked as an artifact.
@@ -20,7 +22,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from faqforge.config import ValidateConfig
-from faqforge.records import QAPair
+from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.stage import StageOutput, module_hash, stage_key
 from faqforge.storage import Workspace, file_hash, write_json
 from faqforge.tasking import in_prefect_run
@@ -64,8 +66,13 @@ def resolve_suite(path: Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-def dataset_frame(train: list[QAPair], evals: list[QAPair]):
-    """One row per pair, train then eval, with the computed columns the suite reads."""
+def dataset_frame(train: list[QAPair], evals: list[EvalItem]):
+    """One row per pair, train then eval, with the computed columns the suite reads.
+
+    ``leaked_doc_id`` is a document with training pairs and unseen-documents items: the
+    probe that holds whole documents out would be scored on trained text. Knowledge items
+    come from training documents by design (their wording is what is held out).
+    """
     import pandas as pd
 
     rows = [
@@ -73,31 +80,40 @@ def dataset_frame(train: list[QAPair], evals: list[QAPair]):
         for side, ps in (("train", train), ("eval", evals))
         for p in ps
     ]
-    df = pd.DataFrame(rows, columns=[*QAPair.__dataclass_fields__, "split"], dtype=object)
+    df = pd.DataFrame(rows, columns=[*EvalItem.__dataclass_fields__, "split"], dtype=object)
     df["answer_words"] = df["answer"].map(lambda a: len(a.split()) if isinstance(a, str) else None)
     df["question_norm"] = df["question"].map(lambda q: normalise(q) if isinstance(q, str) else q)
-    both_sides = df.groupby("doc_id")["split"].transform("nunique") > 1
-    df["leaked_doc_id"] = df["doc_id"].where(both_sides, None)
+    held_out = df["split"].eq("train") | df["probe"].eq(UNSEEN_DOCUMENTS)
+    sides = df["split"].where(held_out).groupby(df["doc_id"]).transform("nunique")
+    df["leaked_doc_id"] = df["doc_id"].where(held_out & (sides > 1), None)
     return df
 
 
-def summary_frame(train: list[QAPair], evals: list[QAPair], change: dict[str, Any]):
-    """One row: ``train_rows``, ``eval_rows``, ``removed_share``, ``added_share``."""
+def summary_frame(train: list[QAPair], evals: list[EvalItem], change: dict[str, Any]):
+    """One row: ``train_rows``, ``eval_rows``, ``knowledge_rows``, ``removed_share``,
+    ``added_share``."""
     import pandas as pd
 
-    row = {"train_rows": len(train), "eval_rows": len(evals), **change}
+    knowledge = sum(e.probe == KNOWLEDGE for e in evals)
+    row = {"train_rows": len(train), "eval_rows": len(evals), "knowledge_rows": knowledge, **change}
     return pd.DataFrame([row], dtype=object)
 
 
 def suite_parameters(cfg: ValidateConfig) -> dict[str, Any]:
     return cfg.model_dump(
-        include={"min_train_rows", "min_eval_rows", "max_removed_share", "max_added_share"}
+        include={
+            "min_train_rows",
+            "min_eval_rows",
+            "min_knowledge_rows",
+            "max_removed_share",
+            "max_added_share",
+        }
     )
 
 
 def validate_dataset(
     train: list[QAPair],
-    evals: list[QAPair],
+    evals: list[EvalItem],
     cfg: ValidateConfig,
     previous_dir: Path | None = None,
     docs_dir: Path | None = None,
@@ -167,7 +183,7 @@ def validate(
     folder = ws.stage_dir(STAGE, key)
     previous_dir = ws.datasets / previous if previous else None
     report = validate_dataset(
-        dataset.read("train", QAPair), dataset.read("eval", QAPair), cfg, previous_dir,
+        dataset.read("train", QAPair), dataset.read("eval", EvalItem), cfg, previous_dir,
         folder / "data_docs",
     )  # fmt: skip
     report_path = folder / "report.json"

@@ -230,6 +230,10 @@ def test_task_fn_reports_coverage(tmp_path):
         "headings_without_pairs": 2,
         "headings_with_one_pair": 0,
         "pairs_per_heading_median": 0,
+        # pairs without a fact id are each their own fact, asked once
+        "facts": 2,
+        "phrasings_per_fact_median": 1,
+        "facts_with_one_phrasing": 2,
     }
     uncovered = {r["chunk_id"]: r for r in iter_jsonl(out.path("uncovered"))}
     assert uncovered["c2"]["generated"] == 1

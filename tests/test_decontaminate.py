@@ -3,16 +3,19 @@ eval version, or a benchmark line, removes a training pair and names what it hit
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from faqforge.config import DecontaminateConfig
-from faqforge.records import QAPair, Rejection
+from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair, Rejection
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace
 from tasks.decontaminate import decontaminate, remove_eval_overlap
 from tasks.eval_registry import save_eval_version
 from tasks.references import ReferenceSet, load_references, read_references, reference_set
 
+CFG_DEFAULT = DecontaminateConfig()
 SENTENCE = "the teacher is only called for chunks whose text hash is not already in the cache"
 
 
@@ -23,9 +26,9 @@ def qa(pid: str, question: str, answer: str) -> QAPair:
     )  # fmt: skip
 
 
-EVAL = [
-    qa("e1", "When is the teacher called?", f"In short: {SENTENCE}."),
-    qa("e2", "What is a chunk?", "A window."),  # 6 words: shorter than 13, one whole gram
+EVAL = [  # items of the unseen-documents probe: their content stays out of training
+    EvalItem(**qa("e1", "When is the teacher called?", f"In short: {SENTENCE}.").to_dict()),
+    EvalItem(**qa("e2", "What is a chunk?", "A window.").to_dict()),  # 6 words: one whole gram
 ]
 
 
@@ -190,5 +193,74 @@ def test_task_fn_passes_eval_through(tmp_path):
     out = decontaminate.fn(upstream, DecontaminateConfig(), str(tmp_path))
     assert set(out.files) == {"train", "eval", "rejections"}
     assert [p.id for p in out.read("train", QAPair)] == ["t2"]
-    assert out.read("eval", QAPair) == EVAL
+    assert out.read("eval", EvalItem) == EVAL
     assert out.counts.as_dict() == {"in": 4, "out": 3, "rejected": {"eval_overlap": 1}}
+
+
+# --- the knowledge probe: only the wording is held out ------------------------------------
+
+FACT = "The dedup stage removes repeated pairs with MinHash LSH before the split runs."
+
+
+def probe_item(probe: str) -> EvalItem:
+    return EvalItem(
+        id="k1", question="What is the dedup stage responsible for?", answer=FACT, doc_id="d",
+        chunk_id="c", source="d.md", prompt_version="v1", teacher="t", fact_id="f1",
+        probe=probe,
+    )  # fmt: skip
+
+
+def sibling(pid: str, question: str) -> QAPair:
+    return replace(qa(pid, question, FACT), fact_id="f1")
+
+
+def test_knowledge_items_hold_out_wording_not_the_fact():
+    train = [sibling("t1", "What does the dedup stage do?"),
+             sibling("t2", "What is the job of the dedup stage?")]  # fmt: skip
+    kept, rejected = remove_eval_overlap(train, [probe_item(KNOWLEDGE)], DecontaminateConfig())
+    assert kept == train and rejected == []  # same answer, other wording: the fact is taught
+    # The same pairs against a held-out document's item share its answer: they leak.
+    kept, rejected = remove_eval_overlap(train, [probe_item(UNSEEN_DOCUMENTS)], CFG_DEFAULT)
+    assert kept == [] and {r.reason for r in rejected} == {"eval_overlap"}
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        ("what is the DEDUP stage responsible for", "eval_question"),  # same after normalising
+        ("What is the dedup stage responsible for here?", "eval_near_question"),  # 5 of 6 pairs
+        ("What is the dedup stage responsible for in faqforge?", "eval_near_question"),
+    ],
+)
+def test_training_question_near_the_probe_wording_is_removed(question, reason):
+    kept, rejected = remove_eval_overlap(
+        [sibling("t1", question)], [probe_item(KNOWLEDGE)], CFG_DEFAULT
+    )
+    assert kept == []
+    (rej,) = rejected
+    assert (rej.reason, rej.record["eval_id"]) == (reason, "k1")
+
+
+def test_near_question_bound_is_the_config_knob():
+    train = [sibling("t1", "What is the dedup stage responsible for in faqforge?")]  # 0.71
+    strict = DecontaminateConfig(question_threshold=0.8)
+    assert remove_eval_overlap(train, [probe_item(KNOWLEDGE)], strict) == (train, [])
+
+
+def test_task_fn_names_the_teaching_pairs_that_survive(tmp_path):
+    ws = Workspace(tmp_path)
+    train = [sibling("t1", "What does the dedup stage do?"),
+             sibling("t2", "What is the dedup stage responsible for, then?"),  # near: removed
+             qa("t3", "What is a chunk?", "A window of a document.")]  # fmt: skip
+    evals = [replace(probe_item(KNOWLEDGE), taught_by=["t1", "t2"])]
+    upstream = save_output(ws, "split", "k", {"train": train, "eval": evals},
+                           StageCounts.of(4, 4, []))  # fmt: skip
+    out = decontaminate.fn(upstream, CFG_DEFAULT, str(tmp_path))
+    assert [p.id for p in out.read("train", QAPair)] == ["t1", "t3"]
+    (item,) = out.read("eval", EvalItem)
+    assert item.taught_by == ["t1"] and out.stats["knowledge_untaught"] == 0
+    # With every sibling removed, the item is left untaught (and evaluation skips it).
+    upstream = save_output(ws, "split", "k2", {"train": train[1:], "eval": evals},
+                           StageCounts.of(3, 3, []))  # fmt: skip
+    out = decontaminate.fn(upstream, CFG_DEFAULT, str(tmp_path))
+    assert out.read("eval", EvalItem)[0].taught_by == [] and out.stats["knowledge_untaught"] == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from faqforge.config import DedupConfig
@@ -126,6 +128,44 @@ def test_cluster_ids_and_counts():
     assert dedup_pairs(pairs, CFG) == (kept, rejected)  # deterministic
 
 
+# The extractive teacher's phrasings of one fact: one answer, three question forms.
+PHRASINGS = [
+    replace(qa(f"p{i}", q, A), fact_id="f1")
+    for i, q in enumerate(
+        [
+            "How does the pipeline avoid paying for teacher calls?",
+            "Can you explain how the pipeline avoids paying for teacher calls?",
+            "What keeps the pipeline from paying for teacher calls?",
+        ]
+    )
+]
+
+
+def test_phrasings_of_one_fact_are_not_duplicates():
+    kept, rejected = dedup_pairs(PHRASINGS, CFG)
+    assert kept == PHRASINGS and rejected == []  # the same fact, asked three ways
+    # The same question and answer texts from another fact (an overlapping chunk) are one.
+    twins = [replace(p, fact_id="f2", id=p.id + "-twin", chunk_id="c2") for p in PHRASINGS[1:]]
+    kept, rejected = dedup_pairs([*PHRASINGS, *twins], CFG)
+    assert kept == PHRASINGS
+    assert {r.reason for r in rejected} == {"exact_duplicate"}
+    # A near-identical question stays one question, even within a fact.
+    again = replace(PHRASINGS[0], id="p9", question=PHRASINGS[0].question.replace("?", " now?"))
+    kept, rejected = dedup_pairs([*PHRASINGS, again], CFG)
+    assert [r.reason for r in rejected] == ["near_duplicate_question"]
+
+
+@pytest.mark.slow
+def test_semantic_dedup_keeps_the_phrasings_of_a_fact():
+    kept, rejected = dedup_pairs(PHRASINGS, DedupConfig())
+    assert kept == PHRASINGS and rejected == []
+    # Another fact saying the same in other words (no shared wording for MinHash): merged.
+    reworded = "Every chunk is cached under its text hash, prompt version and teacher model."
+    other = replace(PHRASINGS[1], fact_id="f2", id="o1", answer=reworded)
+    kept, rejected = dedup_pairs([PHRASINGS[0], other], DedupConfig())
+    assert [r.reason for r in rejected] == ["semantic_duplicate"]
+
+
 def test_empty_input():
     assert dedup_pairs([], DedupConfig()) == ([], [])
 
@@ -165,5 +205,8 @@ def test_task_fn(tmp_path):
     out = dedup.fn(upstream, CFG, str(tmp_path))
     assert [p.id for p in out.read("pairs", QAPair)] == ["a"]
     assert out.counts.as_dict() == {"in": 2, "out": 1, "rejected": {"exact_duplicate": 1}}
-    assert out.stats == {"clusters": 1, "largest_cluster": 2}
+    assert out.stats == {
+        "clusters": 1, "largest_cluster": 2,
+        "facts": 1, "phrasings_per_fact_median": 1, "facts_with_one_phrasing": 1,
+    }  # fmt: skip
     assert out.path("clusters").read_text().count("\n") == 1

@@ -1,4 +1,5 @@
-"""Split: grouped by document, a stable hash rule, and a frozen eval split across refreshes."""
+"""Split: the two eval probes (whole held-out documents; held-out phrasings of trained facts),
+stable hash rules, and a frozen eval split across refreshes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from faqforge.config import SplitConfig
-from faqforge.records import QAPair
+from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace, iter_jsonl
 from tasks.eval_registry import (
@@ -19,7 +20,7 @@ from tasks.eval_registry import (
     save_eval_version,
     write_state,
 )
-from tasks.split import doc_position, eval_docs, split, split_pairs
+from tasks.split import eval_docs, most_distinct, position, split, split_pairs
 
 
 def qa(pid: str, doc_id: str) -> QAPair:
@@ -34,7 +35,29 @@ def corpus(n_docs: int, per_doc: int = 3) -> list[QAPair]:
 
 
 def sides(result) -> tuple[set[str], set[str]]:
-    return {p.doc_id for p in result.train}, {p.doc_id for p in result.eval}
+    """Training documents, and documents held out whole (the unseen-documents probe)."""
+    unseen = {p.doc_id for p in result.eval if p.probe == UNSEEN_DOCUMENTS}
+    return {p.doc_id for p in result.train}, unseen
+
+
+FORMS = ("What does {} do?", "What is the job of {}?", "What is {} responsible for?")
+
+
+def fact(doc_id: str, k: int, n: int = 3) -> list[QAPair]:
+    """One fact of ``doc_id`` asked ``n`` ways (the extractive teacher's forms)."""
+    subject = f"the {doc_id} stage {k}"
+    return [
+        QAPair(
+            id=f"{doc_id}-f{k}-q{i}", question=FORMS[i].format(subject),
+            answer=f"The {doc_id} stage {k} writes file {k}.", doc_id=doc_id, chunk_id="c",
+            source=f"{doc_id}.md", prompt_version="v1", teacher="t", fact_id=f"{doc_id}-f{k}",
+        )
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def fact_corpus(n_docs: int = 10, per_doc: int = 6, n: int = 3) -> list[QAPair]:
+    return [p for d in range(n_docs) for k in range(per_doc) for p in fact(f"d{d}", k, n)]
 
 
 def test_documents_never_on_both_sides():
@@ -59,15 +82,15 @@ def test_deterministic_and_independent_of_order_and_other_docs():
 def test_rule_is_hash_position_below_fraction():
     cfg = SplitConfig(eval_fraction=0.3)
     docs = [f"doc-{i}" for i in range(50)]
-    assert eval_docs(docs, cfg) == {d for d in docs if doc_position(d, cfg.salt) < 0.3}
+    assert eval_docs(docs, cfg) == {d for d in docs if position(d, cfg.salt) < 0.3}
     assert eval_docs(docs, cfg) != eval_docs(docs, SplitConfig(eval_fraction=0.3, salt="other"))
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.99])  # neither document in eval / both in eval
 def test_both_sides_non_empty(fraction):
     cfg = SplitConfig(eval_fraction=fraction)
-    low, high = sorted(["alpha", "beta"], key=lambda d: doc_position(d, cfg.salt))
-    by_rule = {d for d in (low, high) if doc_position(d, cfg.salt) < fraction}
+    low, high = sorted(["alpha", "beta"], key=lambda d: position(d, cfg.salt))
+    by_rule = {d for d in (low, high) if position(d, cfg.salt) < fraction}
     assert by_rule in (set(), {low, high})  # the rule alone would leave one side empty
     result = split_pairs([qa("a", "alpha"), qa("b", "beta")], cfg)
     # The document nearest the boundary moves: the lowest hash to eval, the highest to train.
@@ -127,10 +150,75 @@ def test_new_documents_follow_the_hash_rule_and_only_add_eval_items():
     train_docs, eval_docs_ = sides(result)
     assert sides(FIRST)[1] <= eval_docs_ and sides(FIRST)[0] <= train_docs  # nothing moved
     assert eval_docs_ - sides(FIRST)[1] == {
-        d for d in new_docs if doc_position(d, CFG.salt) < CFG.eval_fraction
+        d for d in new_docs if position(d, CFG.salt) < CFG.eval_fraction
     }
     assert result.eval[: len(FIRST.eval)] == FIRST.eval  # frozen items first, then new ones
     assert set(result.train_docs) == train_docs
+
+
+# --- the knowledge probe: held-out phrasings of trained facts ------------------------------
+
+
+def test_knowledge_items_are_held_out_phrasings_of_facts_still_taught():
+    cfg = SplitConfig(knowledge_fraction=0.3)
+    pairs = fact_corpus()
+    result = split_pairs(pairs, cfg)
+    knowledge = [p for p in result.eval if p.probe == KNOWLEDGE]
+    train_ids = {p.id for p in result.train}
+    train_docs, unseen_docs = sides(result)
+    facts_in_train = {p.fact_id for p in pairs if p.doc_id in train_docs}
+    # The hash rule on the fact id picks the facts; each gives exactly one phrasing.
+    sampled = {f for f in facts_in_train if position(f, cfg.salt) < cfg.knowledge_fraction}
+    assert sampled and {p.fact_id for p in knowledge} == sampled
+    assert len(knowledge) == len(sampled)
+    for item in knowledge:
+        assert item.doc_id in train_docs and item.id not in train_ids  # the wording is held out
+        siblings = [p.id for p in pairs if p.fact_id == item.fact_id and p.id != item.id]
+        assert item.taught_by == siblings and set(siblings) <= train_ids  # the fact is taught
+    assert unseen_docs.isdisjoint(train_docs)
+    # Nothing is lost: every pair is in train, in a probe, or rejected with a reason.
+    out = len(result.train) + len(result.eval) + len(result.rejected)
+    assert out == len(pairs)
+
+
+def test_facts_asked_once_are_never_held_out():
+    result = split_pairs(fact_corpus(n=1), SplitConfig(knowledge_fraction=0.99))
+    assert not [p for p in result.eval if p.probe == KNOWLEDGE]
+
+
+def test_the_held_out_phrasing_is_the_one_least_like_its_siblings():
+    near, also_near, apart = (
+        replace(p, question=q)
+        for p, q in zip(
+            fact("d", 0),
+            ["What does the dedup stage do?", "What does the dedup stage do here?",
+             "Which part of faqforge removes repeated pairs?"],
+            strict=True,
+        )
+    )  # fmt: skip
+    assert most_distinct([near, also_near, apart], "salt") == apart
+
+
+def test_unseen_documents_ask_each_fact_once():
+    result = split_pairs(fact_corpus(), SplitConfig(eval_fraction=0.3))
+    unseen = [p for p in result.eval if p.probe == UNSEEN_DOCUMENTS]
+    assert unseen and len({p.fact_id for p in unseen}) == len(unseen)
+    extra = [r for r in result.rejected if r.reason == "unseen_extra_phrasing"]
+    assert len(extra) == 2 * len(unseen)  # 3 phrasings per fact: 1 asked, 2 recorded
+    assert all(r.record["doc_id"] in sides(result)[1] for r in extra)
+
+
+def test_frozen_knowledge_items_stay_and_their_facts_add_no_other():
+    cfg = SplitConfig(knowledge_fraction=0.3)
+    first = split_pairs(fact_corpus(), cfg)
+    held = FrozenEval(eval_version_id(first.eval), first.eval, frozenset(first.train_docs))
+    # Raising the fraction samples more facts; the frozen ones keep their held-out phrasing.
+    again = split_pairs(fact_corpus(), SplitConfig(knowledge_fraction=0.6), held)
+    assert again.eval[: len(first.eval)] == first.eval
+    knowledge = [p for p in again.eval if p.probe == KNOWLEDGE]
+    assert len({p.fact_id for p in knowledge}) == len(knowledge)  # one item per fact, ever
+    assert len(knowledge) > len([p for p in first.eval if p.probe == KNOWLEDGE])
+    assert sides(again) == sides(first)  # knowledge items never move a document
 
 
 def test_registry_round_trip_and_new_eval(tmp_path):
@@ -160,7 +248,7 @@ def test_task_fn_outputs_counts_and_stats(tmp_path):
     upstream = save_output(ws, "dedup", "k", {"pairs": pairs}, StageCounts.of(20, 20, []))
     out = split.fn(upstream, SplitConfig(), str(tmp_path))
     assert set(out.files) == {"train", "eval", "rejections", "train_docs"}
-    train, evals = out.read("train", QAPair), out.read("eval", QAPair)
+    train, evals = out.read("train", QAPair), out.read("eval", EvalItem)
     assert out.counts.as_dict() == {"in": 20, "out": 20, "rejected": {}}
     assert out.stats["eval_version"] == eval_version_id(evals)
     assert out.stats["eval_parent"] is None and out.stats["carried_eval"] == 0
@@ -175,6 +263,6 @@ def test_task_fn_outputs_counts_and_stats(tmp_path):
     rest = [p for p in pairs if p.doc_id != gone]
     upstream = save_output(ws, "dedup", "k2", {"pairs": rest}, StageCounts.of(18, 18, []))
     out = split.fn(upstream, SplitConfig(), str(tmp_path), frozen_state(ws))
-    assert out.read("eval", QAPair) == evals
+    assert out.read("eval", EvalItem) == evals
     assert out.counts.as_dict() == {"in": 20, "out": 20, "rejected": {}}  # 18 read + 2 carried
     assert out.stats["carried_eval"] == 2 and out.stats["eval_parent"] == version

@@ -106,7 +106,9 @@ def test_validate_rejects_failing_rows_and_exits_1(tmp_path):
                "teacher": "t"}  # fmt: skip
     evals = write(tmp_path / "eval.jsonl", [
         {"id": "e1", "question": "Which stage splits the data?", "answer": "Split.",
-         **lineage, "doc_id": "d2"},
+         **lineage, "doc_id": "d2"},  # no probe: a held-out document's item
+        {"id": "k1", "question": "How far apart are retries?", "answer": "Exponentially.",
+         **lineage, "probe": "knowledge", "taught_by": ["q1"]},  # a held-out phrasing
     ])  # fmt: skip
     rows = [
         {**GOOD, **lineage},

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from faqforge.config import ValidateConfig
-from faqforge.records import QAPair
+from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace, read_json, write_jsonl
 from tasks.curate import PASSAGE_REFERENCE
@@ -29,8 +29,14 @@ def qa(pid: str, doc_id: str, **changes) -> QAPair:
     return replace(pair, **changes)
 
 
+def ev(pid: str, doc_id: str, probe: str = UNSEEN_DOCUMENTS, **changes) -> EvalItem:
+    return replace(EvalItem(**qa(pid, doc_id).to_dict(), probe=probe), **changes)
+
+
 TRAIN = [qa("t1", "d1"), qa("t2", "d1"), qa("t3", "d2")]
-EVAL = [qa("e1", "d3")]
+# A held-out phrasing of t1's fact (from a training document) and a held-out document's item.
+K1 = ev("k1", "d1", KNOWLEDGE, question="What does stage t1 retry with?", taught_by=["t1"])
+EVAL = [ev("e1", "d3"), K1]
 
 
 def test_suite_loads_and_mirrors_curate_rule():
@@ -55,7 +61,7 @@ def test_good_dataset_passes():
     ("train", "evals", "expectation", "column", "sample"),
     [
         # the same id on both sides
-        (TRAIN, [qa("t1", "d3", question="Which stage retries?")],
+        (TRAIN, [ev("t1", "d3", question="Which stage retries?"), K1],
          "expect_column_values_to_be_unique", "id", "t1"),
         # a question leaning on "the passage"
         ([*TRAIN, qa("t4", "d2", question="What does the passage say about retries?")], EVAL,
@@ -67,13 +73,13 @@ def test_good_dataset_passes():
         # lineage missing
         ([*TRAIN, qa("t4", "d2", chunk_id=None)], EVAL,
          "expect_column_values_to_not_be_null", "chunk_id", None),
-        # document d1 on both sides
-        (TRAIN, [qa("e1", "d1")], "expect_column_values_to_be_null", "leaked_doc_id", "d1"),
+        # document d1 both in train and held out whole
+        (TRAIN, [ev("e1", "d1"), K1], "expect_column_values_to_be_null", "leaked_doc_id", "d1"),
         # question too short to name a subject
         ([*TRAIN, qa("t4", "d2", question="Why?")], EVAL,
          "expect_column_value_lengths_to_be_between", "question", "Why?"),
         # the same question as t1 once normalised (case, punctuation), on the eval side
-        (TRAIN, [qa("e1", "d3", question="how does STAGE t1 handle retries")],
+        (TRAIN, [ev("e1", "d3", question="how does STAGE t1 handle retries"), K1],
          "expect_column_values_to_be_unique", "question_norm", "how does stage t1 handle retries"),
         # a number where text belongs
         ([*TRAIN, qa("t4", "d2", answer=42)], EVAL,
@@ -94,21 +100,34 @@ def test_bad_dataset_fails_by_name(train, evals, expectation, column, sample):
 
 
 def test_failure_rows_index_train_then_eval():
-    report = validate_dataset(TRAIN, [qa("t1", "d3", question="Which?")], ValidateConfig())
+    report = validate_dataset(TRAIN, [ev("t1", "d3", question="Which?")], ValidateConfig())
     failure = next(f for f in report.failures if f["column"] == "id")
     assert failure["rows"] == [0, 3]  # t1 in train (row 0) and in eval (row 3)
+
+
+def test_knowledge_items_come_from_training_documents_by_design():
+    report = validate_dataset(TRAIN, [K1, ev("e1", "d3")], ValidateConfig())
+    assert report.success, report.describe()  # d1 is in train and in the knowledge probe
+    names = [(f["expectation"], f["column"]) for f in report.failures]
+    assert names == []
+    # Without a knowledge item there is no headline figure: the dataset is not published.
+    report = validate_dataset(TRAIN, [ev("e1", "d3")], ValidateConfig())
+    assert [f["column"] for f in report.failures] == ["knowledge_rows"]
+    assert validate_dataset(TRAIN, [ev("e1", "d3")], ValidateConfig(min_knowledge_rows=0)).success
 
 
 def test_row_minimums_per_side():
     names = lambda r: [(f["expectation"], f["column"]) for f in r.failures]  # noqa: E731
     between = "expect_column_values_to_be_between"
-    assert names(validate_dataset(TRAIN, [], ValidateConfig())) == [(between, "eval_rows")]
+    assert names(validate_dataset(TRAIN, [], ValidateConfig())) == [
+        (between, "eval_rows"), (between, "knowledge_rows"),
+    ]  # fmt: skip
     report = validate_dataset(TRAIN, EVAL, ValidateConfig(min_train_rows=5))
     assert names(report) == [(between, "train_rows")]
     assert report.failures[0]["suite"] == "qa_dataset_summary"
     assert set(names(validate_dataset([], [], ValidateConfig()))) == {
         ("expect_table_row_count_to_be_between", None),
-        (between, "train_rows"), (between, "eval_rows"),
+        (between, "train_rows"), (between, "eval_rows"), (between, "knowledge_rows"),
     }  # fmt: skip
 
 
@@ -124,13 +143,13 @@ PREVIOUS_TRAIN = [qa(f"p{i}", f"d{i % 3}") for i in range(10)]
 @pytest.mark.parametrize(
     ("train", "cfg", "failing"),
     [
-        # 8 of the previous 11 pairs gone: a collapse, not an edit (default bound 0.5)
+        # 8 of the previous 12 pairs gone: a collapse, not an edit (default bound 0.5)
         (PREVIOUS_TRAIN[:2], ValidateConfig(), {"removed_share"}),
         # the same collapse, published on purpose with a raised bound
         (PREVIOUS_TRAIN[:2], ValidateConfig(max_removed_share=1.0), set()),
-        # 3 of 11 removed, 1 added: an ordinary refresh
+        # 3 of 12 removed, 1 added: an ordinary refresh
         ([*PREVIOUS_TRAIN[:7], qa("n1", "d1")], ValidateConfig(), set()),
-        # 40 added to 11: over the default growth bound of 3×, unbounded with None
+        # 40 added to 12: over the default growth bound of 3×, unbounded with None
         ([*PREVIOUS_TRAIN, *[qa(f"n{i}", "d1") for i in range(40)]], ValidateConfig(),
          {"added_share"}),
         ([*PREVIOUS_TRAIN, *[qa(f"n{i}", "d1") for i in range(40)]],
@@ -142,7 +161,7 @@ def test_change_against_previous_version_is_bounded(tmp_path, train, cfg, failin
     report = validate_dataset(train, EVAL, cfg, previous)
     assert {f["column"] for f in report.failures} == failing
     assert report.change["removed_share"] == round(
-        len({p.id for p in PREVIOUS_TRAIN} - {p.id for p in train}) / 11, 4
+        len({p.id for p in PREVIOUS_TRAIN} - {p.id for p in train}) / 12, 4
     )
 
 
