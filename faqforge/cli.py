@@ -66,8 +66,9 @@ def _run(flow_fn: Any, **params: Any) -> dict[str, Any]:
 def _print_dataset(summary: dict[str, Any]) -> None:
     t = summary["teacher"]
     typer.echo(
-        f"dataset {summary['version']}: {summary['train']} train / {summary['eval']} eval pairs, "
-        f"{summary['rejected']} rejected, eval version {summary['eval_version']}\n"
+        f"dataset {summary['version']}: {summary['train']} train pairs; eval "
+        f"{summary['knowledge']} knowledge + {summary['unseen_documents']} unseen-documents "
+        f"items; {summary['rejected']} rejected, eval version {summary['eval_version']}\n"
         f"  {summary['dir']}\n"
         f"  teacher {t['model']}: {t['requests']} requests, {t['cache_hits']} cache hits, "
         f"{t['prompt_tokens']} prompt + {t['completion_tokens']} completion tokens"
@@ -83,11 +84,15 @@ def _print_run(run: dict[str, Any]) -> None:
 def _print_eval(result: dict[str, Any]) -> None:
     m = result["metrics"]
     rows = "\n".join(
-        f"  {name:<12} base {m['base'][name]:.3f}  tuned {m['tuned'][name]:.3f}"
+        f"  {name:<16} base {m['base'][name]:.3f}  tuned {m['tuned'][name]:.3f}"
         for name in sorted(m["base"])
         if isinstance(m["base"][name], int | float)
     )
-    typer.echo(f"evaluation report\n  {result['report']}\n{rows}")
+    promoted = "promoted to runs/CHAMPION" if m["promoted"] else "not promoted"
+    typer.echo(
+        f"{m['headline']}\nevaluation report ({promoted})\n  {result['report']}\n"
+        f"knowledge probe ({m['probes']['knowledge']['n']} items):\n{rows}"
+    )
 
 
 @run_app.command("refresh")

@@ -3,7 +3,7 @@
 Backends (``evaluate.backend``):
 
 - ``transformers``: ``generate`` in left-padded batches on CPU (CUDA when present), stopping
-  at ``<|eot_id|>``; the adapter applied with PEFT.
+  at the end-of-turn token (``stop_token_ids``); the adapter applied with PEFT.
 - ``vllm``: the base model and each adapter served together (LoRA) — a running OpenAI-compatible
   server (``vllm_base_url``; adapters loaded by name through ``/v1/load_lora_adapter``) or an
   in-process ``vllm.LLM(enable_lora=True)`` with a ``LoRARequest`` per adapter.
@@ -73,6 +73,14 @@ def _in_process_vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
+def stop_token_ids(tokenizer: Any, generation_config: Any) -> list[int]:
+    """Where an answer ends: the tokenizer's end-of-turn token and the model's own stop ids
+    (``<|eot_id|>`` for Llama 3, ``<|im_end|>`` for ChatML models such as SmolLM2)."""
+    configured = getattr(generation_config, "eos_token_id", None)
+    ids = [tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])]
+    return sorted({i for i in ids if i is not None})
+
+
 def generate_transformers(
     model_path: str,
     adapter_dir: str | None,
@@ -102,11 +110,7 @@ def generate_transformers(
 
         model = PeftModel.from_pretrained(model, adapter_dir)
     model.to(device).eval()
-    stop_ids = [
-        i
-        for i in (tokenizer.convert_tokens_to_ids("<|eot_id|>"), tokenizer.eos_token_id)
-        if i is not None
-    ]
+    stop_ids = stop_token_ids(tokenizer, model.generation_config)
 
     answers: list[Answer] = []
     for start in range(0, len(questions), cfg.batch_size):

@@ -1,9 +1,11 @@
 """The evaluation's human views: report.md, a score histogram PNG and a CSV for review.
 
-The report is what a person reads to decide whether the tuned model answers users better:
-lineage first, then metrics with 95% intervals, pairwise rates, the promotion decision and
-why, error categories with examples, and answers side by side. Rows are the per-item records
-of ``predictions.jsonl``.
+The report is what a person reads to decide whether the tuned model answers users better: one
+sentence first (the knowledge probe's score, base, and the knowledge lift with its interval,
+or a warning about degenerate output), then lineage, each probe's metrics with 95% intervals,
+abstention on unseen documents, answer shape, pairwise rates, the promotion decision and
+why, error categories with examples, and answers question by question. Rows are the
+per-item records of ``predictions.jsonl``.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def lineage_lines(lin: dict[str, Any]) -> list[str]:
         else f"skipped: {judge['note']}"
     )
     return [
-        f"- dataset version: `{lin['dataset_version']}`; eval items: {lin['n']} "
+        f"- dataset version: `{lin['dataset_version']}`; eval items scored: {lin['n']} "
         f"(`{lin['eval_items_hash']}`)",
         f"- base model: `{lin['base_model']}`",
         f"- adapter: `{lin['adapter']}` (hash `{lin['adapter_hash']}`)",
@@ -65,17 +67,111 @@ def lineage_lines(lin: dict[str, Any]) -> list[str]:
     ]
 
 
+def _rate(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0%}"
+
+
+def lift_lines(lift: dict[str, Any]) -> list[str]:
+    if lift["value"] is None:
+        return ["No knowledge-probe item was scored, so there is no lift to report."]
+    lo, hi = lift["ci95"]
+    lines = [
+        f"Knowledge lift on {lift['metric']}: **{lift['value']:+.3f}** [{lo:+.3f}, {hi:+.3f}] "
+        f"= knowledge gain {lift['knowledge_gain']:+.3f} ({lift['n_knowledge']} items)",
+    ]
+    if lift["uncorrected"]:
+        lines[0] += " (no unseen-documents items: not corrected for style)."
+    else:
+        lines[0] += (
+            f" − unseen-documents gain {lift['unseen_gain']:+.3f} ({lift['n_unseen']} items)."
+        )
+    lines += [
+        "",
+        "The unseen-documents gain is what answer style alone buys (a closed-book model cannot "
+        "know those documents); the interval resamples each probe's items, paired base/tuned.",
+    ]
+    return lines
+
+
+def degenerate_lines(shape: dict[str, Any]) -> list[str]:
+    lines = [
+        "| side | empty | distinct | length vs reference | problems |",
+        "|---|---|---|---|---|",
+    ]
+    for side in SIDES:
+        d = shape[side]
+        ratio = "—" if d["length_ratio"] is None else f"{d['length_ratio']:.2f}×"
+        problems = "; ".join(d["problems"]) or "none"
+        lines.append(
+            f"| {side} | {_rate(d['empty_share'])} | {_rate(d['distinct_share'])} | {ratio} "
+            f"| {_cell(problems)} |"
+        )
+    return lines
+
+
+def example_lines(rows: list[dict[str, Any]], limit: int) -> list[str]:
+    """Per-question examples as short blocks (readable at any width), each probe's first."""
+    lines: list[str] = []
+    for probe in ("knowledge", "unseen_documents"):
+        picked = [r for r in rows if r["probe"] == probe][:limit]
+        if not picked:
+            continue
+        lines += ["", f"### {probe.replace('_', ' ')} ({len(picked)} shown)"]
+        for r in picked:
+            s = r["scores"]
+            lines += [
+                "",
+                f"**{_cell(r['question'])}** (`{r['id']}`)",
+                f"- reference: {_cell(r['reference'])}",
+                f"- base: {_cell(r['base'])} (token F1 {_num(s['base']['token_f1'])})",
+                f"- tuned: {_cell(r['tuned'])} (token F1 {_num(s['tuned']['token_f1'])})",
+            ]
+    return lines
+
+
 def render_report(
     metrics: dict[str, Any],
     rows: list[dict[str, Any]],
     extra: dict[str, Any],
     names: tuple[str, ...],
 ) -> str:
-    """Markdown report; ``extra`` holds lineage, gate, errors, regression and the plot name."""
+    """Markdown report; ``extra`` holds lineage, gate, errors, regression and the plot name.
+
+    It opens with the headline sentence, then the knowledge probe and its lift, the
+    unseen-documents probe (abstention), answer shape, the gate, errors, the regression check
+    and per-question examples.
+    """
     lin, gate = extra["lineage"], extra["gate"]
-    lines = [f"# Evaluation of `{lin['run_id']}`", "", *lineage_lines(lin), "", "## Metrics", ""]
-    lines += metric_table(metrics, names)
-    lines += ["", "## Pairwise preference (tuned vs base, judged in both orders)", ""]
+    probes = metrics["probes"]
+    know, unseen = probes["knowledge"], probes["unseen_documents"]
+    lines = [metrics["headline"], "", f"# Evaluation of `{lin['run_id']}`", ""]
+    rules = extra.get("rules", {})
+    lines += [*lineage_lines(lin), "", "## Knowledge probe: held-out phrasings of trained facts"]
+    if rules.get("knowledge"):
+        lines += ["", f"Kept out of training: {rules['knowledge']}."]
+    lines += ["", *lift_lines(metrics["knowledge_lift"]), ""]
+    lines += metric_table(know, names)
+    if know.get("untaught"):
+        lines += [
+            "",
+            f"{know['untaught']} knowledge items were not scored: no training pair of their "
+            "fact is left in this dataset version.",
+        ]
+    lines += ["", "## Unseen-documents probe: questions about documents never trained on", ""]
+    if rules.get("unseen_documents"):
+        lines += [f"Kept out of training: {rules['unseen_documents']}.", ""]
+    answers = unseen.get("answers", {})
+    lines += [
+        f"{unseen['n']} items. Confident answers (neither empty nor a refusal) where the honest "
+        f'answer is "I don\'t know": base {_rate(answers.get("base", {}).get("confident"))}, '
+        f"tuned {_rate(answers.get('tuned', {}).get('confident'))}; confidently wrong: base "
+        f"{_rate(answers.get('base', {}).get('confident_wrong'))}, tuned "
+        f"{_rate(answers.get('tuned', {}).get('confident_wrong'))}.",
+        "",
+    ]
+    lines += metric_table(unseen, names) if unseen["n"] else ["No unseen-documents items."]
+    lines += ["", "## Answer shape", "", *degenerate_lines(metrics["degenerate"])]
+    lines += ["", "## Pairwise preference (knowledge probe, judged in both orders)", ""]
     pw, pci = metrics["pairwise"], metrics["ci95"]["pairwise"]
     if pw["win"] is None:
         lines.append(f"Skipped: {lin['judge']['note']}.")
@@ -102,18 +198,7 @@ def render_report(
             "workspace: their links were checked against the reference only"
         )
     lines += ["", "## General-ability regression check", "", extra["regression_md"]]
-    lines += ["", f"## Answers (first {min(len(rows), REPORT_ROWS)} of {len(rows)})", ""]
-    lines += [
-        "| question | reference | base | tuned | rouge_l b/t | judge b/t |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows[:REPORT_ROWS]:
-        s = r["scores"]
-        lines.append(
-            f"| {_cell(r['question'])} | {_cell(r['reference'])} | {_cell(r['base'])} "
-            f"| {_cell(r['tuned'])} | {_num(s['base']['rouge_l'])} / {_num(s['tuned']['rouge_l'])} "
-            f"| {_num(s['base']['judge_score'])} / {_num(s['tuned']['judge_score'])} |"
-        )
+    lines += ["", "## Answers", *example_lines(rows, REPORT_ROWS // 2)]
     return "\n".join(lines) + "\n"
 
 
@@ -143,7 +228,7 @@ def plot_scores(rows: list[dict[str, Any]], path: Path) -> str:
 
 def write_csv(rows: list[dict[str, Any]], path: Path, names: tuple[str, ...]) -> None:
     """One row per item: texts, every score per side, judge reasons, verdicts, error flags."""
-    header = ["id", "question", "reference", "base", "tuned"]
+    header = ["id", "probe", "question", "reference", "base", "tuned"]
     header += [f"{m}_{s}" for m in names for s in SIDES]
     header += [
         "judge_reason_base",
@@ -161,6 +246,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path, names: tuple[str, ...]) ->
             out.writerow(
                 [
                     r["id"],
+                    r["probe"],
                     r["question"],
                     r["reference"],
                     r["base"],

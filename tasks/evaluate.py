@@ -1,13 +1,17 @@
-"""Evaluate a fine-tuning run: does the tuned model answer the eval split better than its base?
+"""Evaluate a fine-tuning run: does the tuned model answer a differently worded question about
+a fact in the documents better than its base?
 
-Reads the run's manifest and the eval split of its dataset version; answers every question
-with the base model and with base + adapter (``eval_generate``: greedy, batched, cached);
-scores each answer against the reference (``eval_metrics``), has the teacher judge it
-(``eval_judge``/``eval_judging``; skipped for the extractive teacher), sorts failures into
-categories (``eval_errors``), puts 95% bootstrap intervals on the means (``eval_stats``),
-decides promotion (``promote``), optionally checks general ability (``eval_regression``) and
-writes ``runs/<run-id>/eval/``: report.md, scores.png, predictions.jsonl, predictions.csv,
-metrics.json, manifest.json.
+Reads the run's manifest and the eval probes of its dataset version (``records.EvalItem``:
+``knowledge``, held-out phrasings of trained facts; ``unseen_documents``, whole held-out
+documents); answers every question with the base model and with base + adapter
+(``eval_generate``: greedy, batched, cached); scores each answer against the reference
+(``eval_metrics``), has the teacher judge it (``eval_judge``/``eval_judging``; skipped for
+the extractive teacher), sorts failures into categories (``eval_errors``), summarises each
+probe with 95% bootstrap intervals, computes the knowledge lift, abstention on unseen
+documents and degenerate output (``eval_probes``), decides promotion (``promote``),
+optionally checks general ability (``eval_regression``) and writes ``runs/<run-id>/eval/``:
+report.md (opening with one sentence: the headline), scores.png, predictions.jsonl,
+predictions.csv, metrics.json, manifest.json; the run's model card gets the headline too.
 
     faqforge run evaluate --workspace /tmp/ws          # the LATEST run
     python -m flows.evaluate
@@ -22,7 +26,7 @@ from typing import Any
 from prefect import task
 
 from faqforge.config import EvaluateConfig, TeacherConfig, stable_hash
-from faqforge.records import QAPair
+from faqforge.records import KNOWLEDGE, PROBES, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.storage import (
     Workspace,
     atomic_write_text,
@@ -35,7 +39,7 @@ from faqforge.storage import (
 from faqforge.tasking import in_prefect_run
 from tasks.eval_cache import EvalCache, adapter_hash
 from tasks.eval_errors import ErrorRules, categorize, summarize
-from tasks.eval_metrics import REFERENCE_METRICS, item_scores, mean_scores
+from tasks.eval_metrics import REFERENCE_METRICS, item_scores
 from tasks.promote import CHAMPION, gate
 
 METRICS = (*REFERENCE_METRICS, "judge_score")
@@ -141,36 +145,101 @@ def run_judge(
     return run, backend.model, prompts.versions
 
 
+def scored_items(items: list[EvalItem], cfg: EvaluateConfig) -> tuple[list[EvalItem], int]:
+    """The items to score, knowledge probe first, and how many knowledge items are untaught.
+
+    A knowledge item whose fact has no training pair left (``taught_by`` empty: its chunk
+    changed, or decontamination removed every sibling) measures nothing and is not scored.
+    ``cfg.max_items`` caps each probe.
+    """
+    knowledge = [i for i in items if i.probe == KNOWLEDGE]
+    taught = [i for i in knowledge if i.taught_by]
+    unseen = [i for i in items if i.probe == UNSEEN_DOCUMENTS]
+    cap = cfg.max_items
+    return [*taught[:cap], *unseen[:cap]], len(knowledge) - len(taught)
+
+
+def headline(
+    lift: dict[str, Any], probe: dict[str, Any], problems: list[str], untaught: int
+) -> str:
+    """The one sentence a report opens with: what the tuned model learned, and any warning."""
+    metric = lift["metric"]
+    warning = f"DEGENERATE OUTPUT: {'; '.join(problems)}. " if problems else ""
+    if lift["value"] is None:
+        why = f" ({untaught} knowledge items have no training pair left)" if untaught else ""
+        return (
+            f"{warning}No knowledge-probe item could be scored{why}: this evaluation cannot say "
+            "whether the tuned model learned the documents."
+        )
+    lo, hi = lift["ci95"]
+    style = (
+        "not corrected for style: no unseen-documents items"
+        if lift["uncorrected"]
+        else f"after subtracting the {lift['unseen_gain']:+.3f} it gained on "
+        f"{lift['n_unseen']} questions about unseen documents"
+    )
+    return (
+        f"{warning}On {lift['n_knowledge']} held-out questions about facts it was trained on, "
+        f"the tuned model scored {metric} {probe['tuned'][metric]:.3f} (base "
+        f"{probe['base'][metric]:.3f}); knowledge lift {lift['value']:+.3f} "
+        f"[{lo:+.3f}, {hi:+.3f}], {style}."
+    )
+
+
 def evaluate_run(
     run_dir: Path, cfg: EvaluateConfig, ws: Workspace, teacher: TeacherConfig | None = None
 ) -> dict[str, Any]:
-    """Score a run's base and tuned model on its eval split; write ``run_dir/eval/``."""
+    """Score a run's base and tuned model on its eval probes; write ``run_dir/eval/``."""
     from tasks.eval_judge import rates
+    from tasks.eval_probes import confident_rates, degeneracy, knowledge_lift, probe_summary
     from tasks.eval_regression import regression_check, regression_markdown
     from tasks.eval_report import plot_scores, render_report, write_csv
-    from tasks.eval_stats import metric_intervals, outcome_intervals
+    from tasks.eval_stats import outcome_intervals
+    from tasks.training.outputs import add_evaluation_to_card
 
     manifest = read_json(run_dir / "manifest.json")
-    pairs = read_records(Path(manifest["dataset_dir"]) / "eval.jsonl", QAPair)
-    pairs = pairs[: cfg.max_items] if cfg.max_items else pairs
+    items = read_records(Path(manifest["dataset_dir"]) / "eval.jsonl", EvalItem)
+    pairs, untaught = scored_items(items, cfg)
     refs = [p.answer for p in pairs]
+    questions = [p.question for p in pairs]
     cache = EvalCache(ws.root / "cache" / "eval")
     champ_id, champ = champion_run(ws, manifest["run_id"])
-    answers, backend, why = generate(manifest, champ, [p.question for p in pairs], cfg, cache)
+    answers, backend, why = generate(manifest, champ, questions, cfg, cache)
     texts = {side: [a.text for a in ans] for side, ans in answers.items()}
     scores: dict[str, list[dict[str, float | None]]] = {
-        side: item_scores(t, refs) for side, t in texts.items()
+        side: item_scores(t, refs, questions) for side, t in texts.items()
     }
 
     note = judge_skip_note(teacher, cfg)
     judged, judge_model, prompt_versions = None, None, None
-    if note is None and teacher is not None:
+    if note is None and teacher is not None and pairs:
         judged, judge_model, prompt_versions = run_judge(teacher, cfg, pairs, texts, cache)
-    for side, items in scores.items():
-        grades = judged.grades[side] if judged else [None] * len(items)
-        for it, g in zip(items, grades, strict=True):
+    for side, per_item in scores.items():
+        grades = judged.grades[side] if judged else [None] * len(per_item)
+        for it, g in zip(per_item, grades, strict=True):
             it["judge_score"] = None if g is None else float(g.score)
     outcomes = judged.outcomes if judged else [None] * len(pairs)
+
+    index = {probe: [i for i, p in enumerate(pairs) if p.probe == probe] for probe in PROBES}
+
+    def of(probe: str) -> dict[str, list[dict[str, Any]]]:
+        return {side: [scores[side][i] for i in index[probe]] for side in scores}
+
+    probes = {probe: probe_summary(of(probe), METRICS, cfg) for probe in PROBES}
+    probes[KNOWLEDGE]["untaught"] = untaught
+    unseen = index[UNSEEN_DOCUMENTS]
+    for side in SIDES:
+        probes[UNSEEN_DOCUMENTS].setdefault("answers", {})[side] = confident_rates(
+            [texts[side][i] for i in unseen],
+            [float(scores[side][i]["token_f1"] or 0.0) for i in unseen],
+            cfg.correct_f1,
+        )
+    lift = knowledge_lift(
+        of(KNOWLEDGE), of(UNSEEN_DOCUMENTS), cfg.lift_metric, cfg.bootstrap_resamples, cfg.seed
+    )
+    shape = {side: degeneracy(texts[side], refs, cfg) for side in SIDES}
+    problems = list(shape["tuned"].problems)
+    first_line = headline(lift, probes[KNOWLEDGE], problems, untaught)
 
     sources = source_texts(ws, {p.chunk_id for p in pairs})
     rules = ErrorRules(cfg.repetition_ngram, cfg.repetition_min_count, cfg.verbosity_ratio)
@@ -182,14 +251,20 @@ def evaluate_run(
         for side in SIDES
     }
     errors = {side: summarize(flags[side], [p.id for p in pairs]) for side in SIDES}
-    overall = {side: mean_scores(scores[side], METRICS) for side in answers}
-    decided = [o for o in outcomes if o is not None]
-    ci95: dict[str, Any] = metric_intervals(
-        scores["base"], scores["tuned"], METRICS, cfg.bootstrap_resamples, cfg.seed
-    )
+    knowledge = probes[KNOWLEDGE]
+    decided = [o for i in index[KNOWLEDGE] if (o := outcomes[i]) is not None]
+    ci95: dict[str, Any] = dict(knowledge["ci95"])
     ci95["pairwise"] = outcome_intervals(decided, cfg.bootstrap_resamples, cfg.seed)
     pairwise = rates(decided)
-    verdict = gate(overall["base"], overall["tuned"], pairwise, overall.get("champion"), cfg)
+    verdict = gate(
+        knowledge["base"],
+        knowledge["tuned"],
+        pairwise,
+        knowledge.get("champion"),
+        cfg,
+        lift=lift,
+        degenerate=problems,
+    )
     if verdict.promoted:
         ws.write_pointer(CHAMPION, manifest["run_id"])
 
@@ -215,25 +290,33 @@ def evaluate_run(
         "champion_before": champ_id,
     }
     metrics = {
-        "base": overall["base"],
-        "tuned": overall["tuned"],
+        "headline": first_line,
+        # base, tuned, ci95 and pairwise are the knowledge probe's: the headline probe.
+        "probe": KNOWLEDGE,
+        "base": knowledge["base"],
+        "tuned": knowledge["tuned"],
         "pairwise": pairwise,
         "ci95": ci95,
+        "knowledge_lift": lift,
+        "probes": probes,
+        "degenerate": {side: shape[side].as_dict() for side in SIDES},
         "promoted": verdict.promoted,
         "n": len(pairs),
         "dataset_version": manifest["dataset_version"],
         "adapter": adapter,
         "base_model": base_model,
-        "champion": overall.get("champion"),
+        "champion": knowledge.get("champion"),
         "errors": {side: {c: v["count"] for c, v in errors[side].items()} for side in SIDES},
         "lineage": lineage,
     }
     rows = [
         {
             "id": p.id,
+            "probe": p.probe,
             "question": p.question,
             "reference": p.answer,
             "chunk_id": p.chunk_id,
+            "taught_by": p.taught_by,
             "base": texts["base"][i],
             "tuned": texts["tuned"][i],
             "truncated": {s: answers[s][i].truncated for s in SIDES},
@@ -256,7 +339,10 @@ def evaluate_run(
         base_model, adapter, cfg.regression_data, out / "harness", cfg.regression_limit
     )
     metrics["regression"] = regression
+    dataset_manifest = Path(manifest["dataset_dir"]) / "manifest.json"
+    rules = read_json(dataset_manifest).get("eval", {}).get("probes", {})
     extra = {
+        "rules": {probe: r.get("decontamination") for probe, r in rules.items()},
         "lineage": lineage,
         "errors": errors,
         "plot": "scores.png",
@@ -278,6 +364,7 @@ def evaluate_run(
         },
     )
     atomic_write_text(out / "report.md", report)
+    add_evaluation_to_card(run_dir, metrics)
     return {"report": str(out / "report.md"), "metrics": metrics, "markdown": report}
 
 

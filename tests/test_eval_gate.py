@@ -43,10 +43,12 @@ NO_JUDGE = {"win": None, "tie": None, "loss": None}
 CFG = EvaluateConfig(
     gate_margins={"rouge_l": 0.05, "judge_score": 1.0}, champion_margins={"rouge_l": 0.01}
 )
+# The lift and answer-shape checks pass here; tests/test_eval_probes.py covers them.
+OK = {"lift": {"metric": "token_f1", "value": 0.3, "ci95": [0.2, 0.4]}, "degenerate": []}
 
 
 def test_gate_promotes_a_clear_gain():
-    result = gate(BASE, BETTER, {"win": 0.7, "tie": 0.2, "loss": 0.1}, None, CFG)
+    result = gate(BASE, BETTER, {"win": 0.7, "tie": 0.2, "loss": 0.1}, None, CFG, **OK)
     assert result.promoted and result.failed == []
     assert any(c.startswith("pass: rouge_l 0.500 vs base 0.200") for c in result.checks)
 
@@ -54,7 +56,7 @@ def test_gate_promotes_a_clear_gain():
 def test_gate_holds_back_and_says_why():
     # judge score gains only 0.5 of the required 1.0; pairwise loses more than it wins
     tuned = {**BETTER, "judge_score": 3.5}
-    result = gate(BASE, tuned, {"win": 0.2, "tie": 0.3, "loss": 0.5}, None, CFG)
+    result = gate(BASE, tuned, {"win": 0.2, "tie": 0.3, "loss": 0.5}, None, CFG, **OK)
     assert not result.promoted
     assert len(result.failed) == 2
     assert "judge_score 3.500 vs base 3.000" in result.failed[0]
@@ -63,12 +65,12 @@ def test_gate_holds_back_and_says_why():
 
 def test_gain_equal_to_margin_is_not_enough():
     cfg = EvaluateConfig(gate_margins={"rouge_l": 0.0})
-    assert not gate(BASE, {**BASE}, NO_JUDGE, None, cfg).promoted  # no gain at all
+    assert not gate(BASE, {**BASE}, NO_JUDGE, None, cfg, **OK).promoted  # no gain at all
 
 
 def test_gate_without_judge_skips_judge_checks():
     tuned = {**BETTER, "judge_score": None}
-    result = gate({**BASE, "judge_score": None}, tuned, NO_JUDGE, None, CFG)
+    result = gate({**BASE, "judge_score": None}, tuned, NO_JUDGE, None, CFG, **OK)
     assert result.promoted
     assert "skip: judge_score vs base (not measured)" in result.checks
     assert "skip: pairwise win rate (no judge)" in result.checks
@@ -76,7 +78,7 @@ def test_gate_without_judge_skips_judge_checks():
 
 def test_gate_needs_to_beat_the_champion():
     champion = {**BETTER, "rouge_l": 0.495}  # tuned 0.500 is +0.005, margin is 0.01
-    result = gate(BASE, BETTER, NO_JUDGE, champion, CFG)
+    result = gate(BASE, BETTER, NO_JUDGE, champion, CFG, **OK)
     assert not result.promoted
     assert result.failed == [
         "rouge_l 0.500 vs champion 0.495: gain +0.005 must exceed +0.010"
@@ -85,5 +87,10 @@ def test_gate_needs_to_beat_the_champion():
 
 def test_gate_that_measured_nothing_does_not_promote():
     cfg = EvaluateConfig(gate_margins={"judge_score": 0.0}, champion_margins={})
-    result = gate(BASE | {"judge_score": None}, BETTER | {"judge_score": None}, NO_JUDGE, None, cfg)
-    assert not result.promoted and result.failed == ["no gate metric was measured"]
+    no_lift = {"metric": "token_f1", "value": None, "ci95": None}
+    base, better = BASE | {"judge_score": None}, BETTER | {"judge_score": None}
+    result = gate(base, better, NO_JUDGE, None, cfg, lift=no_lift, degenerate=[])
+    assert not result.promoted and result.failed == [
+        "knowledge lift: no knowledge-probe item was scored",
+        "no gate metric was measured",
+    ]

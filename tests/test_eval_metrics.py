@@ -91,8 +91,10 @@ def test_embedding_cosine_orders_meaning():
 
 
 def test_item_scores_and_means():
-    items = em.item_scores(["Paris", "the cat"], ["paris", "the cat sat"])
+    questions = ["What is the capital of France?", "Who sat?"]
+    items = em.item_scores(["Paris", "the cat"], ["paris", "the cat sat"], questions)
     assert [it["exact_match"] for it in items] == [1.0, 0.0]
+    assert [it["key_term_recall"] for it in items] == [1.0, 1.0]  # "sat" is in the question
     assert items[1]["rouge_l"] == pytest.approx(0.8)
     assert set(items[0]) == set(em.REFERENCE_METRICS)
     means = em.mean_scores(
@@ -100,4 +102,4 @@ def test_item_scores_and_means():
     )  # b never measured → None, not 0
     assert means == {"a": 0.5, "b": None}
     with pytest.raises(ValueError, match="2 predictions for 1"):
-        em.item_scores(["a", "b"], ["a"])
+        em.item_scores(["a", "b"], ["a"], ["q"])

@@ -68,9 +68,12 @@ def test_evaluate_task_tuned_beats_base_and_is_promoted(planted):
     ws = planted["ws"]
     result = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(ws))
     m = result["metrics"]
-    print(f"\nbase {m['base']}  tuned {m['tuned']}")
+    print(f"\nbase {m['base']}  tuned {m['tuned']}  lift {m['knowledge_lift']}")
+    # base / tuned are the knowledge probe's (the headline probe): 6 of its 8 items.
+    assert m["probe"] == "knowledge" and m["probes"]["knowledge"]["n"] == 6
     assert m["tuned"]["rouge_l"] > m["base"]["rouge_l"] + 0.3
     assert m["tuned"]["token_f1"] > m["base"]["token_f1"] + 0.3
+    assert m["tuned"]["key_term_recall"] > m["base"]["key_term_recall"]
     assert m["tuned"]["embedding_cosine"] > m["base"]["embedding_cosine"]
     assert m["tuned"]["exact_match"] >= 0.5
     assert set(m["base"]) == set(m["tuned"]) == METRICS
@@ -78,7 +81,18 @@ def test_evaluate_task_tuned_beats_base_and_is_promoted(planted):
     assert m["pairwise"] == {"win": None, "tie": None, "loss": None}
     lo, hi = m["ci95"]["delta"]["rouge_l"]
     assert 0 < lo <= m["tuned"]["rouge_l"] - m["base"]["rouge_l"] <= hi
-    assert m["n"] == 6 and m["dataset_version"] == "ds-planted"
+    # The lift: what the tuned model gained on trained facts beyond its gain on things it
+    # never saw (there only the answer's shape, "The X is Y.", can improve).
+    lift = m["knowledge_lift"]
+    unseen = m["probes"]["unseen_documents"]
+    assert unseen["n"] == 4 and not lift["uncorrected"]
+    assert lift["value"] == pytest.approx(lift["knowledge_gain"] - lift["unseen_gain"])
+    assert lift["knowledge_gain"] == pytest.approx(m["tuned"]["token_f1"] - m["base"]["token_f1"])
+    assert lift["ci95"][0] > 0 and lift["knowledge_gain"] > lift["unseen_gain"]
+    assert unseen["answers"]["tuned"]["confident"] == 1.0  # it never says it does not know
+    assert m["degenerate"]["tuned"]["degenerate"] is False
+    assert m["headline"].startswith("On 6 held-out questions about facts it was trained on")
+    assert m["n"] == 10 and m["dataset_version"] == "ds-planted"
     assert m["adapter"] == str(run_dir / "adapter")
     assert m["promoted"] is True
     assert (ws / "runs" / "CHAMPION").read_text().strip() == run_dir.name
@@ -98,12 +112,17 @@ def test_evaluate_task_tuned_beats_base_and_is_promoted(planted):
     assert (manifest["dataset_version"], manifest["adapter"]) == ("ds-planted", m["adapter"])
     assert manifest["judge"]["note"] == "no teacher configuration was given"
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and rows[0]["tuned"] == "The kettle is red."
+    assert len(rows) == 10 and rows[0]["tuned"] == "The kettle is red."
+    assert [r["probe"] for r in rows] == ["knowledge"] * 6 + ["unseen_documents"] * 4
     with (out / "predictions.csv").open() as fh:
         table = list(csv.DictReader(fh))
-    assert len(table) == 6 and float(table[0]["exact_match_tuned"]) == 1.0
+    assert len(table) == 10 and float(table[0]["exact_match_tuned"]) == 1.0
     report = (out / "report.md").read_text()
+    assert report.splitlines()[0] == m["headline"]  # the report opens with the sentence
     for shown in (
+        "## Knowledge probe",
+        "## Unseen-documents probe",
+        "Knowledge lift on token_f1",
         "| rouge_l |",
         "| token_f1 |",
         "ds-planted",
@@ -113,9 +132,12 @@ def test_evaluate_task_tuned_beats_base_and_is_promoted(planted):
         "| repetition |",
         "General-ability regression check",
         "Skipped: no local dataset configured",
+        "- reference: The kettle is red.",
     ):
         assert shown in report, shown
     assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    card = (run_dir / "model_card.md").read_text()
+    assert "## Evaluation" in card and m["headline"] in card
 
 
 @pytest.mark.slow
@@ -124,8 +146,10 @@ def test_evaluating_again_generates_nothing(planted):
     first = read_json(run_dir / "eval" / "metrics.json")
     again = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(planted["ws"]))
     manifest = read_json(run_dir / "eval" / "manifest.json")
-    assert manifest["cache"] == {"hits": 12, "misses": 0}  # 6 questions x (base, tuned)
+    assert manifest["cache"] == {"hits": 20, "misses": 0}  # 10 questions x (base, tuned)
     assert again["metrics"]["tuned"] == first["tuned"]
+    card = (run_dir / "model_card.md").read_text()
+    assert card.count("## Evaluation") == 1  # the section is replaced, not appended again
 
 
 def untrained_run(planted, run_id: str) -> Path:
@@ -162,6 +186,34 @@ def test_run_that_does_not_beat_base_is_not_promoted(planted):
     report = (run_dir / "eval" / "report.md").read_text()
     assert "**not promoted**" in report
     assert "FAIL: rouge_l" in report and "vs base" in report and "vs champion" in report
+    assert "FAIL: knowledge lift (token_f1) +0.000" in report  # no lift without learning
+
+
+@pytest.mark.slow
+def test_a_model_that_learned_to_say_nothing_is_named_and_never_promoted(planted, tmp_path):
+    """The failure seen on git's manuals: every tuned answer empty, and nothing said so."""
+    from dataclasses import replace
+
+    from test_finetune import FAST, publish_planted
+
+    import tasks.finetune as ft
+    from faqforge.records import QAPair
+    from faqforge.storage import read_records, write_jsonl
+
+    dataset = publish_planted(tmp_path / "datasets" / "ds-silent", "ds-silent")
+    train = read_records(dataset / "train.jsonl", QAPair)
+    write_jsonl(dataset / "train.jsonl", [replace(p, answer="") for p in train])
+    cfg = planted["cfg"].model_copy(update={**FAST, "max_steps": 40, "merge": False})
+    summary = ft.finetune.fn(str(dataset), cfg, str(tmp_path))
+    result = ev.evaluate.fn(summary["run_dir"], EvaluateConfig(), str(tmp_path))
+    m = result["metrics"]
+    assert m["degenerate"]["tuned"]["empty_share"] == 1.0
+    assert m["headline"].startswith("DEGENERATE OUTPUT: 12 of 12 answers are empty")
+    assert m["promoted"] is False and not (tmp_path / "runs" / "CHAMPION").exists()
+    report = (Path(summary["run_dir"]) / "eval" / "report.md").read_text()
+    assert report.startswith("DEGENERATE OUTPUT") and "FAIL: degenerate output" in report
+    card = (Path(summary["run_dir"]) / "model_card.md").read_text()
+    assert "DEGENERATE OUTPUT: 12 of 12 answers are empty" in card
 
 
 class ReferenceJudge:

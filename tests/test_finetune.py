@@ -12,7 +12,7 @@ import pytest
 import tasks.finetune as ft
 from faqforge.config import FinetuneConfig
 from faqforge.locking import WorkspaceLocked, workspace_lock
-from faqforge.records import QAPair
+from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.storage import Workspace, iter_jsonl, read_json, write_json, write_jsonl
 from faqforge.tiny_llama import build_tiny_llama
 from tasks.training.recipe import build_trainer, train_adapter
@@ -61,11 +61,26 @@ def planted_pairs() -> list[QAPair]:
     ]
 
 
+# Things no training pair mentions: the unseen-documents probe of the planted dataset.
+UNSEEN_THINGS = ["ladder", "kite", "sofa", "oven"]
+
+
 def publish_planted(root: Path, version: str = "ds-planted") -> Path:
-    """A published dataset folder; eval repeats training questions (memorisation is the test)."""
+    """A published dataset folder. Its knowledge probe repeats 8 training questions verbatim
+    (each taught by its own twin: memorisation is the test, not phrasing); its unseen probe
+    asks about 4 things never trained on, where only the answer's style can improve."""
     pairs = planted_pairs()
+    knowledge = [EvalItem(**p.to_dict(), probe=KNOWLEDGE, taught_by=[p.id]) for p in pairs[:8]]
+    unseen = [
+        EvalItem(
+            id=f"u{i}", question=f"What colour is the {thing}?", answer=f"The {thing} is grey.",
+            doc_id="unseen", chunk_id=f"u{i}", source="unseen.md", prompt_version="test",
+            teacher="planted", probe=UNSEEN_DOCUMENTS,
+        )
+        for i, thing in enumerate(UNSEEN_THINGS)
+    ]  # fmt: skip
     write_jsonl(root / "train.jsonl", pairs)
-    write_jsonl(root / "eval.jsonl", pairs[:8])
+    write_jsonl(root / "eval.jsonl", [*knowledge, *unseen])
     write_json(root / "manifest.json", {"version": version, "content_hash": "test"})
     return root
 

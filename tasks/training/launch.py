@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from faqforge.config import FinetuneConfig
-from faqforge.records import QAPair
+from faqforge.records import KNOWLEDGE, EvalItem, QAPair
 from faqforge.storage import read_json, read_records, write_json
 
 
@@ -60,6 +60,13 @@ def launch_command(spec_path: Path, devices: int, mixed_precision: str = "bf16")
     ]
 
 
+def loss_items(items: list[EvalItem]) -> list[QAPair]:
+    """What eval loss is measured on while training: the knowledge probe (held-out phrasings
+    of trained facts, the items that show learning), or every item when there is none."""
+    knowledge = [i for i in items if i.probe == KNOWLEDGE]
+    return list(knowledge or items)
+
+
 def run_training(spec: TrainSpec) -> dict[str, Any]:
     """Train per the spec; the main process then writes curve, card and merged model."""
     from accelerate import PartialState
@@ -72,7 +79,7 @@ def run_training(spec: TrainSpec) -> dict[str, Any]:
     metrics = train_adapter(
         spec.base_model,
         read_records(data_dir / "train.jsonl", QAPair),
-        read_records(data_dir / "eval.jsonl", QAPair),
+        loss_items(read_records(data_dir / "eval.jsonl", EvalItem)),
         cfg,
         run_dir,
         resume=spec.resume,

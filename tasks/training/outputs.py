@@ -129,6 +129,30 @@ def write_model_card(run_dir: Path, card: str) -> None:
     atomic_write_text(run_dir / "adapter" / "README.md", card)
 
 
+EVALUATION = "## Evaluation"
+
+
+def add_evaluation_to_card(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """Put the evaluation's headline (and any degenerate-output warning) into the model card,
+    replacing an earlier evaluation section: a card read alone must say what the model knows.
+    """
+    path = run_dir / "model_card.md"
+    if not path.is_file():
+        return
+    card = path.read_text(encoding="utf-8").split(f"\n{EVALUATION}\n")[0].rstrip("\n")
+    lift = metrics["knowledge_lift"]
+    lines = [
+        "",
+        EVALUATION,
+        "",
+        metrics["headline"],
+        "",
+        f"Knowledge lift ({lift['metric']}): {lift['value']}, 95% interval {lift['ci95']}; "
+        f"promoted: {metrics['promoted']}. Full report: `eval/report.md`.",
+    ]
+    write_model_card(run_dir, card + "\n" + "\n".join(lines) + "\n")
+
+
 def merge_adapter(base_model: str, adapter_dir: Path, out_dir: Path) -> Path:
     """Base + adapter as one model (safetensors) with the adapter's tokenizer, in ``out_dir``.
 
