@@ -38,7 +38,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from faqforge.config import DedupConfig
-from faqforge.teachers.extractive import extract_pairs
+from faqforge.teachers.extractive import extract_facts
 from tasks.dedup import MINHASH_SEED
 from tasks.minhash import LSHIndex, jaccard, shingles, signatures
 
@@ -83,7 +83,9 @@ def teacher_pairs() -> list[tuple[str, str]]:
                 level = len(block) - len(block.lstrip("#"))
                 headings = [*headings[: level - 1], block.lstrip("# ").splitlines()[0]]
             elif block and not block.startswith(("```", "|", "    ")):
-                pairs += extract_pairs(headings, block, 3, 60, topic=path.stem)
+                # One phrasing per fact: near-duplicate pairs are planted from these below.
+                facts = extract_facts(headings, block, 3, 60, 1, topic=path.stem)
+                pairs += [(f.questions[0], f.answer) for f in facts]
     return pairs
 
 

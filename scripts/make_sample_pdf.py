@@ -29,10 +29,17 @@ CONTENT = [
      "finetune configuration and the question as the user turn. Both models answer with greedy "
      "decoding, so a repeated evaluation gives the same answers. Because the two models differ "
      "only by the adapter, their difference in scores is what the adapter added."),
-    ("para", "The eval split holds pairs from documents that never appeared in training. The "
-     "split stage assigns whole documents to one side, and the decontaminate stage removes "
-     "training pairs that share a 13-word span with an eval pair, so a high score reflects "
-     "answering rather than recall of training text."),
+    ("para", "The eval split holds two probes. The knowledge probe asks held-out phrasings of "
+     "facts the student was trained on: the teacher writes two or three questions per fact, "
+     "one of them is kept out of training, and the other phrasings teach the fact. The "
+     "unseen-documents probe asks about documents that never appeared in training, which a "
+     "closed-book model cannot know, so its gain is what answer style alone buys."),
+    ("heading", "Knowledge lift"),
+    ("para", "The knowledge lift is the headline of every evaluation: the tuned model's gain "
+     "over its base on the knowledge probe, minus its gain on the unseen-documents probe. "
+     "Subtracting the unseen-documents gain removes what the answer style explains. The lift "
+     "is reported with a 95% bootstrap interval, and the promotion gate needs the lower end of "
+     "that interval above zero."),
     ("heading", "Exact match"),
     ("para", "Exact match is the share of answers that equal the reference answer after "
      "normalisation. Normalisation lowercases the text and removes punctuation, articles and "
@@ -61,9 +68,11 @@ CONTENT = [
      "field caps the number of eval questions, which is useful for a quick check on a large "
      "dataset. In the embedded default, answers are generated with transformers on the CPU."),
     ("heading", "Reading the scores"),
-    ("para", "Higher scores for the tuned model on both exact match and ROUGE-L mean that it has "
-     "learned the documents' facts and the expected answer style. A gain on ROUGE-L without a "
-     "gain on exact match usually means answers in the right direction with different wording. "
+    ("para", "A knowledge lift above zero means the tuned model learned the documents' facts, "
+     "not only the expected answer style. A gain on ROUGE-L without a gain on exact match "
+     "usually means answers in the right direction with different wording. Answers that are "
+     "empty, mostly repeated or far shorter than the references are named as degenerate output "
+     "in the first line of the report, and such a model is never promoted. "
      "Lower scores for the tuned model than for its base point to a problem in the dataset or "
      "the training settings; the predictions file shows which questions got worse. "
      "Because every pair carries its document and chunk ids, a wrong answer can be traced back "

@@ -12,7 +12,9 @@ configured benchmark files. Which rules apply depends on what a reference is for
      the normalised question + answer; a text shorter than n words is one gram of its full
      length, which collides when it appears whole inside the other text;
   2. ``eval_question``: the same normalised question (the answer does not matter);
-  3. ``eval_near_duplicate``: MinHash estimated Jaccard of word shingles ≥
+  3. ``eval_answer``: the same normalised answer of ``ANSWER_WORDS`` words or more (another
+     phrasing of a held-out fact, however short its answer);
+  4. ``eval_near_duplicate``: MinHash estimated Jaccard of word shingles ≥
      ``cfg.minhash_threshold`` (paraphrases that share no long span), the closest named.
 - **knowledge-probe items** (question-level only: the fact is meant to be trained on, through
   its other phrasings; only the probe's wording is held out): ``eval_question`` as above, or
@@ -45,6 +47,8 @@ from tasks.references import Reference, ReferenceSet, from_pairs, load_reference
 from tasks.text import normalise, shingles, word_ngrams, words
 
 STAGE = "decontaminate"
+# Shorter answers ("Yes.", "The default.") are shared by chance, not by a leaked fact.
+ANSWER_WORDS = 4
 MINHASH_SEED = 1  # fixed: the same pair gets the same signature on every run
 
 Gram = tuple[str, ...]
@@ -127,6 +131,10 @@ class Contamination:
         self.questions: dict[str, int] = {}
         for i, r in enumerate(refs):
             self.questions.setdefault(normalise(r.question), i)
+        self.answers: dict[str, int] = {}
+        for i in full:
+            if len((answer := normalise(refs[i].answer)).split()) >= ANSWER_WORDS:
+                self.answers.setdefault(answer, i)
         self.worded = QuestionIndex(
             [(i, r.question) for i, r in enumerate(refs) if r.question_only],
             cfg.question_threshold,
@@ -143,6 +151,8 @@ class Contamination:
             return "eval_overlap", ref, f"shares {len(gram)} words: {' '.join(gram)!r}"
         if (same := self.questions.get(normalise(pair.question))) is not None:
             return "eval_question", same, "same normalised question"
+        if (same := self.answers.get(normalise(pair.answer))) is not None:
+            return "eval_answer", same, "same normalised answer"
         if (close := self.worded.closest(pair.question)) is not None:
             ref, jac = close
             return "eval_near_question", ref, f"question word-pair Jaccard {jac:.2f}"

@@ -167,8 +167,8 @@ PROBE_RULES = {
         "measures": "whole documents held out of training: abstention and answer style, "
         "since a closed-book model cannot know them",
         "decontamination": "no training pair sharing a decontaminate.ngram_words-word n-gram, "
-        "the normalised question, or MinHash Jaccard >= decontaminate.minhash_threshold "
-        "with an item (benchmarks: the same rules)",
+        "the normalised question or answer, or MinHash Jaccard >= "
+        "decontaminate.minhash_threshold with an item (benchmarks: the same rules)",
     },
 }
 

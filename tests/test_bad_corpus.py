@@ -28,6 +28,8 @@ BAD = {  # file → the rejection reason it must get
     "linked-dir": "outside_root",
 }
 
+TINY = "configs/tiny-llama_lora_cpu.yaml"  # the fast tests' student
+
 
 def test_refresh_publishes_the_good_files_and_names_every_bad_one(
     prefect_harness, monkeypatch, tmp_path
@@ -60,7 +62,7 @@ def test_refresh_publishes_the_good_files_and_names_every_bad_one(
     os.symlink(outside / "secret.md", corpus / "escape.md")
     os.symlink(outside, corpus / "linked-dir")
 
-    summary = refresh("configs/default.yaml", ["ingest.max_file_bytes=100000"], str(corpus),
+    summary = refresh(TINY, ["ingest.max_file_bytes=100000"], str(corpus),
                       str(tmp_path / "ws"))  # fmt: skip
     version = Path(summary["dir"])
     rows = iter_jsonl(version / "rejections.jsonl")

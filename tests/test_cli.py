@@ -62,7 +62,7 @@ def test_bad_config_exits_2_listing_every_problem_before_any_work(tmp_path):
             "run",
             "refresh",
             "--config",
-            str(ROOT / "configs" / "default.yaml"),
+            str(ROOT / "configs" / "tiny-llama_lora_cpu.yaml"),
             "--workspace",
             str(tmp_path / "ws"),
             "--set",

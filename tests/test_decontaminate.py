@@ -77,6 +77,17 @@ def test_paraphrase_and_same_question_removed(question, answer, reason, eval_id)
     assert (rej.reason, rej.record["eval_id"]) == (reason, eval_id)
 
 
+def test_another_phrasing_of_a_held_out_fact_is_removed_by_its_answer():
+    held_out = EvalItem(**qa("e3", "What is a stage?", "One step of the pipeline.").to_dict())
+    train = [qa("t1", "What is the job of a stage?", "One step of the pipeline!"),
+             qa("t2", "Is it a step?", "Yes, it is.")]  # fmt: skip
+    _, rejected = remove_eval_overlap(train, [held_out], CFG_DEFAULT)
+    assert [r.reason for r in rejected] == ["eval_answer"] and rejected[0].record_id == "t1"
+    # An answer shorter than 4 words is shared by chance, not by a leaked fact.
+    short = EvalItem(**qa("e4", "Is a stage a step?", "Yes, it is.").to_dict())
+    assert remove_eval_overlap(train[1:], [short], CFG_DEFAULT) == (train[1:], [])
+
+
 def test_minhash_threshold_is_the_config_knob():
     train = [qa("t1", "When is the teacher called, in short?", "The teacher is called only for "
                 "chunks whose text hash is not already in the cache.")]  # fmt: skip

@@ -32,7 +32,7 @@ def test_run_all_produces_dataset_adapter_and_report(tmp_path):
         shutil.copy(path, corpus / path.name)
     ws = tmp_path / "ws"
     out = faqforge(
-        *("run", "all", "--config", "configs/default.yaml", "--source", str(corpus)),
+        *("run", "all", "--config", "configs/tiny-llama_lora_cpu.yaml", "--source", str(corpus)),
         *("--workspace", str(ws), "--set", "finetune.max_steps=60"),
         timeout=900,
     )

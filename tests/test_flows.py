@@ -10,7 +10,7 @@ import pytest
 
 from faqforge.config import SplitConfig
 from faqforge.storage import iter_jsonl, read_json
-from tasks.split import doc_position
+from tasks.split import position
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"
@@ -45,7 +45,7 @@ def run_refresh(prefect_harness, monkeypatch, tmp_path):
 
     def run(corpus: Path, *overrides: str, **params) -> dict:
         return refresh(
-            config="configs/default.yaml",
+            config="configs/tiny-llama_lora_cpu.yaml",
             overrides=list(overrides),
             source=str(corpus),
             workspace=str(tmp_path / "ws"),
@@ -67,7 +67,15 @@ def test_refresh_publishes_a_version_with_lineage_and_counts(run_refresh, corpus
     for row in train + eval_:
         assert row.keys() >= QA_FIELDS
         assert (corpus / row["source"]).is_file()  # lineage back to the file
-    assert not {r["doc_id"] for r in train} & {r["doc_id"] for r in eval_}  # grouped split
+    unseen = [r for r in eval_ if r["probe"] == "unseen_documents"]
+    knowledge = [r for r in eval_ if r["probe"] == "knowledge"]
+    assert not {r["doc_id"] for r in train} & {r["doc_id"] for r in unseen}  # held out whole
+    # Held-out phrasings of trained facts: each taught by pairs of its fact still in train.
+    train_by_id = {r["id"]: r for r in train}
+    assert knowledge and all(r["taught_by"] for r in knowledge)
+    for item in knowledge:
+        assert {train_by_id[t]["fact_id"] for t in item["taught_by"]} == {item["fact_id"]}
+        assert item["id"] not in train_by_id
 
     rejections = list(iter_jsonl(version_dir / "rejections.jsonl"))
     assert all(r.keys() >= REJECTION_FIELDS for r in rejections)
@@ -98,6 +106,11 @@ def test_refresh_publishes_a_version_with_lineage_and_counts(run_refresh, corpus
     assert manifest["files"]["train.jsonl"]["rows"] == len(train)
     # The first eval split is drawn afresh and registered; the diff is against nothing.
     assert manifest["eval"]["parent"] is None and manifest["eval"]["items"] == len(eval_)
+    probes = manifest["eval"]["probes"]
+    assert (probes["knowledge"]["items"], probes["unseen_documents"]["items"]) == (
+        len(knowledge), len(unseen),
+    )  # fmt: skip
+    assert "question-level only" in probes["knowledge"]["decontamination"]
     registered = tmp_path / "ws" / "eval" / manifest["eval"]["version"] / "eval.jsonl"
     assert list(iter_jsonl(registered)) == eval_
     assert read_json(version_dir / "diff.json")["added_share"] is None
@@ -196,8 +209,8 @@ def test_eval_split_stays_frozen_across_refreshes(run_refresh, corpus, tmp_path)
         _rows(tmp_path, first["version"], "eval"),
         _rows(tmp_path, first["version"], "train"),
     )
-    # One eval document leaves, a new document arrives; a changed eval config moves nothing.
-    gone = next(r["source"] for r in eval1)
+    # One held-out document leaves, a new document arrives; a changed eval config moves nothing.
+    gone = next(r["source"] for r in eval1 if r["probe"] == "unseen_documents")
     (corpus / gone).unlink()
     (corpus / "zz-new.md").write_text(
         "# Release notes\n\nThe refresh flow keeps the eval split frozen across runs, and new "
@@ -214,9 +227,10 @@ def test_eval_split_stays_frozen_across_refreshes(run_refresh, corpus, tmp_path)
     assert manifest["eval"]["carried"] == sum(r["source"] == gone for r in eval1) > 0
     assert manifest["eval"]["parent"] == first["eval_version"]
     # The new document alone follows the hash rule (with the changed fraction).
-    (new_doc,) = {(r["doc_id"], side) for side, rows in (("train", train2), ("eval", eval2))
+    unseen2 = [r for r in eval2 if r["probe"] == "unseen_documents"]
+    (new_doc,) = {(r["doc_id"], side) for side, rows in (("train", train2), ("eval", unseen2))
                   for r in rows if r["source"] == "zz-new.md"}  # fmt: skip
-    assert new_doc[1] == ("eval" if doc_position(new_doc[0], SplitConfig().salt) < 0.9 else "train")
+    assert new_doc[1] == ("eval" if position(new_doc[0], SplitConfig().salt) < 0.9 else "train")
 
     # --new-eval redraws. The gone document returns, under a salt that puts it in train: its
     # pairs equal its old eval items, which every registered eval version keeps out of train.
@@ -225,18 +239,21 @@ def test_eval_split_stays_frozen_across_refreshes(run_refresh, corpus, tmp_path)
     doc_ids = {r["doc_id"] for r in train2 + eval2}
 
     def puts_gone_in_train(salt: str) -> bool:
-        lowest = min(doc_ids, key=lambda d: doc_position(d, salt))  # forced to eval if alone
-        return doc_position(gone_id, salt) >= 0.2 and lowest != gone_id
+        lowest = min(doc_ids, key=lambda d: position(d, salt))  # forced to eval if alone
+        return position(gone_id, salt) >= 0.2 and lowest != gone_id
 
     salt = next(s for s in (f"redraw-{i}" for i in range(200)) if puts_gone_in_train(s))
     third = run_refresh(corpus, f"split.salt={salt}", new_eval=True)
     manifest = read_json(tmp_path / "ws" / "datasets" / third["version"] / "manifest.json")
     assert manifest["eval"]["parent"] is None
     assert {first["eval_version"], second["eval_version"]} <= set(manifest["eval"]["all_versions"])
-    assert gone_id not in {r["doc_id"] for r in _rows(tmp_path, third["version"], "eval")}
+    eval3 = _rows(tmp_path, third["version"], "eval")
+    assert gone_id not in {r["doc_id"] for r in eval3 if r["probe"] == "unseen_documents"}
     train3 = _rows(tmp_path, third["version"], "train")
     assert not {r["id"] for r in eval1} & {r["id"] for r in train3}
+    # Its facts' answers are the old held-out items' answers: every training pair of it leaks.
+    assert gone_id not in {r["doc_id"] for r in train3}
     leaks = [r for r in _rows(tmp_path, third["version"], "rejections")
              if r["stage"] == "decontaminate" and r["record"]["doc_id"] == gone_id]  # fmt: skip
-    assert len(leaks) == sum(r["doc_id"] == gone_id for r in eval1)
+    assert len(leaks) >= sum(r["doc_id"] == gone_id for r in eval1) > 0
     assert all(r["record"]["eval_source"] == f"eval:{first['eval_version']}" for r in leaks)

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"
-# Tiny but real: 2 optimiser steps, 3 eval items, no embedding model for dedup.
+# Tiny but real: 2 optimiser steps, 3 eval items per probe (6 in all), no embedding model
+# for dedup.
 TINY = [
     "dedup.semantic=false",
     "finetune.max_steps=2",
@@ -52,7 +53,7 @@ def run_chain(root: Path) -> dict:
         shutil.copy(SAMPLE / name, corpus / name)
     remote = f"file://{root / 'remote'}"
     common = {
-        "config": "configs/default.yaml",
+        "config": "configs/tiny-llama_lora_cpu.yaml",
         "overrides": [*TINY, f"storage.remote_url={remote}"],
         "workspace": str(root / "ws"),
     }
@@ -142,7 +143,7 @@ def test_flows_materialize_the_chain_documents_dataset_adapter_report(chain):
     assert events[dataset].payload["documents"] == 3
     assert events[adapter].payload["dataset_version"] == version
     assert events[adapter].payload["steps"] == 2
-    assert events[report].payload["n"] == 3
+    assert events[report].payload["n"] == 6  # 3 knowledge + 3 unseen-documents items
     assert set(events[report].payload["tuned"]) >= {"rouge_l", "exact_match"}
 
 
@@ -170,7 +171,7 @@ def test_each_flow_run_has_a_lineage_artifact(chain):
     expected = {
         "refresh": [f"# Dataset {version}", "overview.md", "content hash"],
         "finetune": [f"# Run {rid}", f"dataset `{version}`", "2 steps"],
-        "evaluate": [f"# Run {rid}", "eval on 3 items", "rouge_l"],
+        "evaluate": [f"# Run {rid}", "eval on 6 items", "rouge_l"],
     }
     for flow, shown in expected.items():
         (artifact,) = _artifacts(chain["flow_runs"][flow], "lineage")
@@ -234,7 +235,7 @@ def test_lineage_of_a_dataset_version_and_of_a_run(chain):
     assert info["kind"] == "run" and info["dataset_version"] == version
     assert info["base_model"] == read_json(ws / "runs" / rid / "manifest.json")["base_model"]
     assert info["dataset"]["version"] == version and info["dataset"]["documents"] == 3
-    assert info["evaluation"]["n"] == 3
+    assert info["evaluation"]["n"] == 6
     text = lineage_cli(chain, rid).output
     assert f"# Run {rid}" in text and "report.md" in text
 

@@ -45,8 +45,8 @@ def test_workspace_and_prefect_results_hold_no_pickles(prefect_harness, monkeypa
     train = ["finetune.max_steps=4", "finetune.save_steps=2", "finetune.eval_steps=2",
              "finetune.sample_questions=1", "finetune.max_length=128"]  # fmt: skip
     with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}):
-        refresh("configs/default.yaml", [], str(corpus), str(ws))
-        run = finetune_flow("configs/default.yaml", train, workspace=str(ws))
+        refresh("configs/tiny-llama_lora_cpu.yaml", [], str(corpus), str(ws))
+        run = finetune_flow("configs/tiny-llama_lora_cpu.yaml", train, workspace=str(ws))
 
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     checkpoints = list(Path(run["run_dir"]).glob("trainer/checkpoint-*"))

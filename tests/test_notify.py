@@ -56,7 +56,7 @@ def failing_run(prefect_harness, monkeypatch, tmp_path):
     def run(flow, *overrides: str):
         params = {"source": str(tmp_path / "no-such-corpus")}
         state = flow(
-            config="configs/default.yaml",
+            config="configs/tiny-llama_lora_cpu.yaml",
             overrides=list(overrides),
             workspace=str(tmp_path / "ws"),
             return_state=True,

@@ -101,7 +101,7 @@ def test_evaluate_in_an_empty_workspace_fetches_run_and_dataset(chain, tmp_path)
     assert manifest["adapter_dir"] == str(ws_c / "runs" / rid / "adapter")
     assert Path(manifest["base_model"]).is_relative_to(ws_c)  # rebuilt here, same seed
     assert result["report"] == str(ws_c / "runs" / rid / "eval" / "report.md")
-    assert result["metrics"]["n"] == 3
+    assert result["metrics"]["n"] == 6  # evaluate.max_items=3 per probe
 
 
 @pytest.mark.slow  # the shared chain (test_lineage) costs ~1 min once

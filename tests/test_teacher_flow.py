@@ -19,6 +19,8 @@ from tasks.generate import generate
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
+TINY = "configs/tiny-llama_lora_cpu.yaml"  # the fast tests' student
+
 
 @pytest.fixture
 def judge_url():
@@ -41,7 +43,7 @@ def test_judge_ledger_and_retired_chunks_through_the_flow(prefect_harness, monke
                  "teacher.judge.model=tiny-judge"]  # fmt: skip
 
     def run() -> dict:
-        return refresh("configs/default.yaml", overrides, str(corpus), str(tmp_path / "ws"))
+        return refresh(TINY, overrides, str(corpus), str(tmp_path / "ws"))
 
     first = run()
     manifest = read_json(Path(first["dir"]) / "manifest.json")
@@ -71,8 +73,11 @@ def test_judge_ledger_and_retired_chunks_through_the_flow(prefect_harness, monke
     assert second["teacher"]["retired_pairs"] > 0 and second["teacher"]["requests"] == 0
     assert len(judge_url.requests) == sent
     rows = list(iter_jsonl(Path(second["dir"]) / "train.jsonl"))
-    rows += list(iter_jsonl(Path(second["dir"]) / "eval.jsonl"))
     assert rows and gone.name not in {r["source"] for r in rows}
+    # Its frozen eval items stay (verbatim, so scores stay comparable), now teaching nothing.
+    evals = iter_jsonl(Path(second["dir"]) / "eval.jsonl")
+    carried = [r for r in evals if r["source"] == gone.name]
+    assert all(r["probe"] == "knowledge" and r["taught_by"] == [] for r in carried)
 
 
 def test_global_concurrency_limit_is_shared_and_must_exist(prefect_harness, tmp_path):

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from faqforge.chat import LLAMA3_CHAT_TEMPLATE, to_messages
+from faqforge.chat import PINNED_TEMPLATES, to_messages
 from faqforge.config import FinetuneConfig, stable_hash
 from faqforge.records import QAPair
 
@@ -41,20 +41,22 @@ def resolve_chat_template(choice: str, tokenizer: Any) -> str:
                 "finetune.chat_template=model, but the tokenizer has no chat template: "
                 "set finetune.chat_template to llama3 or to a .jinja file"
             )
-    elif choice == "llama3":
-        template, where = LLAMA3_CHAT_TEMPLATE, "the pinned llama3 template"
+    elif choice in PINNED_TEMPLATES:
+        template, where = PINNED_TEMPLATES[choice], f"the pinned {choice} template"
     else:
         path = Path(choice)
         if not path.is_file():
             raise FileNotFoundError(
-                f"finetune.chat_template={choice!r}: not 'model', 'llama3' or an existing file"
+                f"finetune.chat_template={choice!r}: not 'model', 'llama3', 'chatml' or an "
+                "existing file"
             )
         template, where = path.read_text(encoding="utf-8"), str(path)
     if not has_generation_markers(template):
         raise ValueError(
             f"{where} has no {{% generation %}} … {{% endgeneration %}} markers, so prompt and "
             "answer tokens cannot be told apart for assistant-only loss: set "
-            "finetune.chat_template to llama3 (Llama-3 format) or to a .jinja file with markers"
+            "finetune.chat_template to llama3 (Llama-3 format), chatml (SmolLM2, Qwen) or to a "
+            ".jinja file with markers"
         )
     return template
 
