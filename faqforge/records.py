@@ -56,6 +56,8 @@ class Chunk(Record):
     text: str
     n_tokens: int
     text_hash: str
+    # The first chunk of its section: the one that introduces the heading's subject.
+    section_start: bool = True
 
 
 @dataclass(frozen=True)

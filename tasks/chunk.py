@@ -4,10 +4,14 @@ Sizes are counted in the student's tokens (``tokenizers`` only, no ``transformer
 chunk is exactly as long as the student will see it. Text is split at markdown headings
 (the heading path goes into ``heading_path``, not into the text), then packed from the largest
 piece that fits: paragraphs, sentences, lines (for lists), and for one over-long sentence,
-token windows that end at a word boundary where one exists. Consecutive chunks of one section
-share about ``overlap_tokens`` tokens; chunks never overlap across sections.
-Not handled: markdown tables and lists get no special treatment beyond line splitting; the same
-text twice in one document yields one chunk (chunk ids must be unique).
+token windows that end at a word boundary where one exists. A fenced code block and a
+definition entry (``faqforge/structure.py``) are kept whole; one longer than a chunk is cut along
+its own seams (code at line ends, fenced again; an entry between description lines, each part
+under its term, the later ones marked ``(continued)``). Consecutive chunks of one section share
+about ``overlap_tokens`` tokens of prose; chunks never overlap across sections, nor out of a
+block. ``section_start`` marks a section's first chunk, the one that introduces it.
+Not handled: markdown tables get no special treatment beyond line splitting; the same text
+twice in one document yields one chunk (chunk ids must be unique).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from faqforge.config import ChunkConfig
 from faqforge.records import Chunk, Document, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import file_hash, sha256_text
+from faqforge.structure import CONTINUED
 from faqforge.tasking import in_prefect_run, run_stage, stage_cache_key_fn
 
 STAGE = "chunk"
@@ -114,22 +119,95 @@ def split_keep(pattern: re.Pattern[str], text: str) -> list[tuple[str, str]]:
     return [(sep, piece.strip()) for sep, piece in pieces if piece.strip()]
 
 
+def paragraphs(text: str) -> list[tuple[str, str]]:
+    """``split_keep`` on blank lines, but a fenced code block is one paragraph however many
+    blank lines it holds (a definition entry never holds one)."""
+    pieces: list[tuple[str, str]] = []
+    current: list[str] = []
+    bar: str | None = None
+    for line in [*text.split("\n"), ""]:
+        if bar is None and (m := _FENCE.match(line)):
+            bar = m.group(1)
+        elif bar is not None and line.strip().startswith(bar) and not line.strip(bar[0]).strip():
+            bar = None
+            current.append(line)
+            continue
+        if bar is None and not line.strip():
+            if current:
+                pieces.append(("\n\n" if pieces else "", "\n".join(current).strip()))
+                current = []
+            continue
+        current.append(line)
+    if "\n".join(current).strip():  # a fence left open runs to the end of the text
+        pieces.append(("\n\n" if pieces else "", "\n".join(current).strip()))
+    return pieces
+
+
+def _is_block(piece: str) -> bool:
+    """Code or a definition entry: split only along its own seams, never overlapped."""
+    return bool(_FENCE.match(piece)) or "\n: " in piece
+
+
+def split_block(piece: str, tokenizer: Tokenizer, limit: int) -> list[str]:
+    """An over-long block as pieces that each stand alone: code cut at line ends and fenced
+    again; a definition entry cut between (then within) description lines, each piece under
+    its term."""
+    if _FENCE.match(piece):
+        lines = piece.split("\n")
+        bar, body = lines[0].strip(), lines[1:-1]
+        parts = pack_lines(body, tokenizer, limit - count_tokens(tokenizer, f"{bar}\n\n{bar}"))
+        return [f"{bar}\n{part}\n{bar}" for part in parts]
+    term, *desc = piece.split("\n")
+    room = limit - count_tokens(tokenizer, term + "\n: ")
+    lines = []
+    for line in desc:
+        text = line.removeprefix(": ")
+        if count_tokens(tokenizer, text) <= room:
+            lines.append(text)
+        else:
+            lines += [p for _, p in split_units(text, tokenizer, room, level=1)]
+    parts = pack_lines(lines, tokenizer, room - count_tokens(tokenizer, CONTINUED))
+    # Later parts say so: a teacher asks about the term once, from its first part.
+    heads = [term, *[term + CONTINUED] * (len(parts) - 1)]
+    return [f"{h}\n: " + part.replace("\n", "\n: ") for h, part in zip(heads, parts, strict=True)]
+
+
+def pack_lines(lines: list[str], tokenizer: Tokenizer, limit: int) -> list[str]:
+    """Consecutive lines joined up to ``limit`` tokens a piece (a longer line is cut)."""
+    parts: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        for piece in split_tokens(line, tokenizer, limit) if line.strip() else [line]:
+            if current and count_tokens(tokenizer, "\n".join([*current, piece])) > limit:
+                parts.append("\n".join(current))
+                current = []
+            current.append(piece)
+    if current:
+        parts.append("\n".join(current))
+    return parts
+
+
 def split_units(
     text: str, tokenizer: Tokenizer, limit: int, level: int = 0
 ) -> list[tuple[str, str]]:
     """``(separator, piece)`` pairs of at most ``limit`` tokens, each piece as large as fits.
 
-    Joining the pieces with their separators gives back ``text`` up to whitespace.
+    Joining the pieces with their separators gives back ``text`` up to whitespace. Code
+    blocks and definition entries are split only by ``split_block``.
     """
     if level == len(_LEVELS):
         return [(" ", piece) for piece in split_tokens(text, tokenizer, limit)]
     units: list[tuple[str, str]] = []
-    for sep, part in split_keep(_LEVELS[level], text):
+    parts = paragraphs(text) if level == 0 else split_keep(_LEVELS[level], text)
+    for sep, part in parts:
         if count_tokens(tokenizer, part) <= limit:
             units.append((sep, part))
             continue
         # The first sub-piece joins the previous piece the way the whole part would have.
-        sub = split_units(part, tokenizer, limit, level + 1)
+        if level == 0 and _is_block(part):
+            sub = [("\n\n", p) for p in split_block(part, tokenizer, limit)]
+        else:
+            sub = split_units(part, tokenizer, limit, level + 1)
         units += [(sep, sub[0][1]), *sub[1:]]
     return units
 
@@ -165,7 +243,13 @@ def tail(text: str, tokenizer: Tokenizer, n_tokens: int) -> str:
 def _join_with_overlap(
     previous: str, sep: str, text: str, tokenizer: Tokenizer, cfg: ChunkConfig
 ) -> str:
-    """Start the next chunk with the end of ``previous``, shrinking the overlap until it fits."""
+    """Start the next chunk with the end of ``previous``, shrinking the overlap until it fits.
+
+    A chunk that ends in a code block or a definition entry lends no overlap: a tail of it
+    would be a block cut in half.
+    """
+    if _is_block(paragraphs(previous)[-1][1]):
+        return text
     budget = cfg.overlap_tokens
     while budget > 0:
         if overlap := tail(previous, tokenizer, budget):
@@ -202,7 +286,7 @@ def chunk_document(doc: Document, tokenizer: Tokenizer, cfg: ChunkConfig) -> lis
     unit_limit = cfg.max_tokens - cfg.overlap_tokens
     for heading_path, body in split_sections(doc.text):
         units = split_units(body, tokenizer, unit_limit)
-        for text in pack_units(units, tokenizer, cfg):
+        for n, text in enumerate(pack_units(units, tokenizer, cfg)):
             chunk_id = "chunk-" + sha256_text(f"{doc.doc_id}\n{text}")
             if chunk_id in seen:
                 continue
@@ -217,6 +301,7 @@ def chunk_document(doc: Document, tokenizer: Tokenizer, cfg: ChunkConfig) -> lis
                     text=text,
                     n_tokens=count_tokens(tokenizer, text),
                     text_hash=sha256_text(text),
+                    section_start=n == 0,
                 )
             )
     return chunks

@@ -2,8 +2,12 @@
 
 Each file either becomes one document or one ``Rejection`` naming the file and the reason
 (``outside_root``, ``too_large``, ``binary``, ``not_utf8``, ``empty``, ``encrypted_pdf``,
-``unreadable_pdf``, and ``unreadable`` for OS errors such as a dangling link). HTML headings
-become ``#`` lines so the chunker keeps heading paths; scripts and styles are dropped.
+``unreadable_pdf``, and ``unreadable`` for OS errors such as a dangling link). Every format
+becomes faqforge's markdown subset (``faqforge/structure.py``): HTML headings become ``#`` lines,
+``pre`` fenced code, ``dl`` lists and tables definition entries, and navigation, footers and
+tables of contents are dropped, each listed with its reason in the stage's ``dropped.jsonl``;
+plain text gets its underlined headings, indented code and man-page style definitions read
+the same way; scripts and styles are dropped.
 Text that is not UTF-8 is decoded when charset-normalizer names one encoding with confidence
 (each such file is listed with its encoding in the stage's ``encodings.jsonl``); when no
 encoding fits, or rival encodings would read the bytes differently, the file is rejected as
@@ -20,6 +24,7 @@ import os
 import re
 import sys
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ from faqforge.stage import (
     stage_key,
 )
 from faqforge.storage import Workspace, sha256_text
+from faqforge.structure import FENCE, definition, fence, text_to_markdown
 from faqforge.tasking import publish_counts_artifact
 
 STAGE = "ingest"
@@ -79,8 +85,111 @@ def normalise_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def html_to_text(html: str) -> str:
-    """Visible text of an HTML page: headings as ``#`` lines, links as ``text (url)``.
+# Page furniture, never content: navigation, footers, tables of contents (by tag, id, class or
+# ARIA role). Each dropped block is recorded with its reason.
+_CHROME = {
+    "navigation": re.compile(
+        r"^(nav|navbar|navigation|breadcrumbs?|menu|sidebar|skip-?link)", re.I
+    ),
+    "footer": re.compile(r"^(footer|footer-text|site-footer|page-footer|copyright)$", re.I),
+    "table_of_contents": re.compile(r"^(toc|toctitle|table-of-contents|contents)$", re.I),
+}
+_TOC_TITLE = re.compile(r"^\s*(table of )?contents\s*$", re.I)
+_ADMONITION = re.compile(r"^(note|tip|warning|important|caution)$", re.I)
+
+
+def _chrome_reason(tag: Any) -> str | None:
+    if tag.name == "nav" or tag.get("role") == "navigation":
+        return "navigation"
+    if tag.name == "footer" or tag.get("role") == "contentinfo":
+        return "footer"
+    names = [tag.get("id") or "", *(tag.get("class") or [])]
+    for reason, pattern in _CHROME.items():
+        if any(pattern.match(n) for n in names if n):
+            return reason
+    return None
+
+
+def drop_chrome(soup: Any) -> list[dict[str, str]]:
+    """Remove navigation, footers and tables of contents; ``[{reason, text}]`` of each."""
+    dropped = []
+    for tag in list(soup.find_all(True)):
+        if tag.parent is None:  # already removed with an ancestor
+            continue
+        reason = _chrome_reason(tag)
+        heading = re.fullmatch(r"h[1-6]", tag.name or "")
+        if reason is None and heading and _TOC_TITLE.match(tag.get_text(" ", strip=True)):
+            reason = "table_of_contents"
+            following = tag.find_next_sibling(["ul", "ol", "div"])
+            if following is not None:
+                dropped.append({"reason": reason, "text": _excerpt(following)})
+                following.decompose()
+        if reason is not None:
+            dropped.append({"reason": reason, "text": _excerpt(tag)})
+            tag.decompose()
+    return dropped
+
+
+def _excerpt(tag: Any) -> str:
+    return " ".join(tag.get_text(" ", strip=True).split())[:200]
+
+
+def _text(tag: Any) -> str:
+    """A tag's text on one line, spaced as written (inline tags add no spaces)."""
+    return " ".join(tag.get_text().split())
+
+
+def _paragraphs_of(tag: Any) -> list[str]:
+    """The text of each block inside ``tag`` (or of ``tag`` itself when it has none)."""
+    parts = tag.find_all(["p", "li"]) or [tag]
+    return [t for p in parts if (t := _text(p))]
+
+
+def _definition_lists(soup: Any) -> None:
+    """``dl`` → definition entries (terms of consecutive ``dt`` joined), code in a ``dd`` after."""
+    for dl in reversed(soup.find_all("dl")):
+        entries: list[str] = []
+        terms: list[str] = []
+        for child in dl.find_all(["dt", "dd"], recursive=False):
+            if child.name == "dt":
+                terms.append(_text(child))
+                continue
+            codes = [pre.extract().get_text() for pre in child.find_all("pre")]
+            entries.append(definition(", ".join(terms), _paragraphs_of(child)))
+            entries += [fence(code) for code in codes]
+            terms = []
+        entries += terms  # a trailing term with no description
+        dl.replace_with(NavigableString("\n\n" + "\n\n".join(entries) + "\n\n"))
+
+
+def _tables(soup: Any) -> None:
+    """Table rows → definition entries: the first cell is the term, the rest (with their
+    column headers) the description. An admonition table ("Note" | text) is a paragraph."""
+    for table in reversed(soup.find_all("table")):
+        rows = [[_text(c) for c in tr.find_all(["th", "td"])] for tr in table.find_all("tr")]
+        rows = [r for r in rows if any(r)]
+        if len(rows) == 1 and len(rows[0]) == 2 and _ADMONITION.match(rows[0][0]):
+            text = f"{rows[0][0]}: {rows[0][1]}"
+        else:
+            header = rows[0] if table.find("th") and len(rows) > 1 else []
+            body = rows[1:] if header else rows
+            entries = []
+            for row in body:
+                cells = [
+                    f"{header[i]}: {c}" if i < len(header) and header[i] else c
+                    for i, c in enumerate(row[1:], 1)
+                    if c
+                ]
+                entries.append(definition(row[0], ["; ".join(cells)]) if cells else row[0])
+            text = "\n\n".join(entries)
+        table.replace_with(NavigableString(f"\n\n{text}\n\n"))
+
+
+def html_to_text(html: str, dropped: list[dict[str, str]] | None = None) -> str:
+    """Visible text of an HTML page in faqforge's markdown subset (``faqforge/structure.py``):
+    headings as ``#`` lines, ``pre`` as fenced code, ``dl`` and tables as definition entries,
+    links as ``text (url)``. Navigation, footers and tables of contents are dropped; when
+    ``dropped`` is given, each one is appended to it as ``{reason, text}``.
 
     >>> html_to_text('<h2>Run</h2><p>See <a href="https://x.org">docs</a>.</p>')
     '## Run\\n\\nSee docs (https://x.org).'
@@ -90,14 +199,25 @@ def html_to_text(html: str) -> str:
         tag.decompose()
     for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
         comment.extract()
+    found = drop_chrome(soup)
+    if dropped is not None:
+        dropped += found
     # Source line breaks inside running text are layout, not content (except in <pre>).
     for string in soup.find_all(string=True):
         if type(string) is NavigableString and string.find_parent("pre") is None:
             string.replace_with(re.sub(r"\s+", " ", string))
+    for code in soup.find_all(["code", "tt"]):
+        if code.find_parent("pre") is None and (text := code.get_text().strip()):
+            tick = "``" if "`" in text else "`"
+            code.replace_with(f"{tick}{text}{tick}")
     for link in soup.find_all("a", href=True):
         label, href = link.get_text(" ", strip=True), str(link["href"]).strip()
         keep_url = href and not href.startswith(("#", "javascript:")) and href != label
         link.replace_with(f"{label} ({href})" if keep_url and label else label or href)
+    _definition_lists(soup)
+    _tables(soup)
+    for pre in soup.find_all("pre"):
+        pre.replace_with(NavigableString(f"\n\n{fence(pre.get_text())}\n\n"))
     for heading in soup.find_all(re.compile(r"^h[1-6]$")):
         title = heading.get_text(" ", strip=True)
         heading.replace_with(f"\n\n{'#' * int(heading.name[1])} {title}\n\n" if title else "")
@@ -109,8 +229,23 @@ def html_to_text(html: str) -> str:
     for block in soup.find_all(_BLOCK_TAGS):
         block.insert_before("\n\n")
         block.insert_after("\n\n")
-    lines = (line.strip() for line in soup.get_text().split("\n"))
-    return normalise_text("\n".join(lines))
+    return normalise_text(_strip_outside_fences(soup.get_text()))
+
+
+def _strip_outside_fences(text: str) -> str:
+    """Strip each line's indentation, except inside fenced code (indentation is code there)."""
+    out, bar = [], None
+    for line in text.split("\n"):
+        if bar is None and (m := FENCE.match(line)):
+            bar = m.group(1)
+            out.append(line.strip())
+        elif bar is not None:
+            out.append(line.rstrip())
+            if line.strip().startswith(bar) and line.strip().strip(bar[0]) == "":
+                bar = None
+        else:
+            out.append(line.strip())
+    return "\n".join(out)
 
 
 def pdf_to_text(data: bytes) -> str:
@@ -166,14 +301,19 @@ def decode_text(data: bytes) -> tuple[str, str]:
         return detect_encoding(data, f"invalid UTF-8 at byte {exc.start}")
 
 
-def extract_text(data: bytes, suffix: str) -> tuple[str, str | None]:
-    """Normalised text of one file's bytes, chosen by its (lower-case) suffix, and the text
-    encoding it was read in (None for PDF)."""
+def extract_text(
+    data: bytes, suffix: str, dropped: list[dict[str, str]] | None = None
+) -> tuple[str, str | None]:
+    """Normalised text of one file's bytes, chosen by its (lower-case) suffix, in faqforge's
+    markdown subset, and the text encoding it was read in (None for PDF). Page furniture an
+    HTML file drops is appended to ``dropped``."""
     if suffix == ".pdf":
         return normalise_text(pdf_to_text(data)), None
     text, encoding = decode_text(data)
     if suffix in (".html", ".htm"):
-        return html_to_text(text), encoding
+        return html_to_text(text, dropped), encoding
+    if suffix == ".txt":  # underlined headings, indented code and definitions
+        return normalise_text(text_to_markdown(normalise_text(text))), encoding
     return normalise_text(text), encoding
 
 
@@ -188,9 +328,12 @@ def doc_id_for(source: str) -> str:
     return "doc-" + sha256_text(source, 12)
 
 
-def read_document(path: Path, root: Path, cfg: IngestConfig) -> tuple[Document, str | None]:
+def read_document(
+    path: Path, root: Path, cfg: IngestConfig, dropped: list[dict[str, str]] | None = None
+) -> tuple[Document, str | None]:
     """One file → one document and the text encoding it was read in (None for PDF); raises
-    ``Rejected`` with the rule it broke. ``root`` must be resolved already."""
+    ``Rejected`` with the rule it broke. ``root`` must be resolved already. Blocks dropped as
+    page furniture are appended to ``dropped`` with the file's ``source``."""
     real = path.resolve()
     if not real.is_relative_to(root):
         raise Rejected("outside_root", f"resolves to {real}, outside the corpus root")
@@ -203,10 +346,13 @@ def read_document(path: Path, root: Path, cfg: IngestConfig) -> tuple[Document, 
     except OSError as exc:  # dangling link, permissions, vanished mid-run
         raise Rejected("unreadable", f"{type(exc).__name__}: {exc.strerror or exc}") from exc
     suffix = path.suffix.lower()
-    text, encoding = extract_text(data, suffix)
+    furniture: list[dict[str, str]] = []
+    text, encoding = extract_text(data, suffix, furniture)
     if not text:
         raise Rejected("empty", "no text after extraction (scanned PDF or blank file?)")
     source = path.relative_to(root).as_posix()
+    if dropped is not None:
+        dropped += [{"source": source, **d} for d in furniture]
     doc = Document(
         doc_id=doc_id_for(source),
         source=source,
@@ -234,12 +380,16 @@ def iter_candidates(root: Path, extensions: list[str]) -> Iterator[Path]:
 
 
 def ingest_corpus(
-    root: Path, cfg: IngestConfig, encodings: dict[str, str] | None = None
+    root: Path,
+    cfg: IngestConfig,
+    encodings: dict[str, str] | None = None,
+    dropped: list[dict[str, str]] | None = None,
 ) -> tuple[list[Document], list[Rejection]]:
     """Every candidate file under ``root`` → a document or a rejection (never both).
 
     ``encodings``, when given, receives ``source → encoding`` for each document that was not
-    UTF-8 and was decoded by detection.
+    UTF-8 and was decoded by detection; ``dropped`` each block of page furniture (navigation,
+    footer, table of contents) left out of a document, with its source and reason.
     """
     if not root.is_dir():
         raise NotADirectoryError(f"corpus root {root} is not a directory (check `source`)")
@@ -253,7 +403,7 @@ def ingest_corpus(
                 if path.resolve().is_relative_to(root):
                     continue
                 raise Rejected("outside_root", f"directory link to {path.resolve()}, not followed")
-            doc, encoding = read_document(path, root, cfg)
+            doc, encoding = read_document(path, root, cfg, dropped)
             docs.append(doc)
             if encoding not in (None, "utf_8") and encodings is not None:
                 encodings[source] = encoding
@@ -275,7 +425,8 @@ def ingest_corpus(
 def ingest(source: str, cfg: IngestConfig, workspace: str) -> StageOutput:
     """Read the corpus on every run (cheap); the output folder is keyed by what was read."""
     encodings: dict[str, str] = {}
-    docs, rejections = ingest_corpus(Path(source), cfg, encodings)
+    dropped: list[dict[str, str]] = []
+    docs, rejections = ingest_corpus(Path(source), cfg, encodings, dropped)
     seen = [[d.source, d.content_hash] for d in docs]
     key = stage_key(
         STAGE, module_hash(sys.modules[__name__]), seen, [r.to_dict() for r in rejections], cfg
@@ -284,11 +435,16 @@ def ingest(source: str, cfg: IngestConfig, workspace: str) -> StageOutput:
     if (done := finished_output(ws, STAGE, key)) is not None:
         return done
     counts = StageCounts.of(len(docs) + len(rejections), len(docs), rejections)
-    stats = {"chars": sum(len(d.text) for d in docs), "decoded_not_utf8": len(encodings)}
+    stats = {
+        "chars": sum(len(d.text) for d in docs),
+        "decoded_not_utf8": len(encodings),
+        "dropped_blocks": dict(Counter(d["reason"] for d in dropped)),
+    }
     outputs: dict[str, Sequence[Record | dict[str, Any]]] = {
         "documents": docs,
         "rejections": rejections,
         "encodings": [{"source": s, "encoding": e} for s, e in sorted(encodings.items())],
+        "dropped": dropped,
     }
     out = save_output(ws, STAGE, key, outputs, counts, stats)
     publish_counts_artifact(out)

@@ -154,6 +154,55 @@ def test_paragraphs_are_kept_whole_when_they_fit(tokenizer: Tokenizer) -> None:
     assert only.text == text  # the paragraph break survives packing
 
 
+def fences_balanced(text: str) -> bool:
+    return sum(line.startswith("```") for line in text.split("\n")) % 2 == 0
+
+
+def test_a_code_block_with_blank_lines_stays_whole(tokenizer: Tokenizer) -> None:
+    code = "```\n# a comment\n\nrun = 1\n\nstop = 2\n```"  # fits one chunk
+    text = f"# Guide\n\n{long_section(3)}\n\n{code}\n\n{long_section(3)}"
+    chunks = chunk_document(doc(text), tokenizer, CFG)
+    assert len(chunks) > 1  # the section needs several chunks: a boundary could fall inside
+    assert any(code in c.text for c in chunks)  # not cut at its blank lines
+    assert all(fences_balanced(c.text) for c in chunks)
+    assert [c.heading_path for c in chunks] == [["Guide"]] * len(chunks)  # no "a comment" heading
+
+
+def test_over_long_blocks_are_cut_along_their_own_seams(tokenizer: Tokenizer) -> None:
+    code = "```\n" + "\n".join(f"step_{i} = run({i})" for i in range(40)) + "\n```"
+    entry = "--all\n" + "\n".join(
+        f": Sentence {i} says the stage keeps records." for i in range(12)
+    )
+    chunks = chunk_document(doc(f"{code}\n\n{entry}"), tokenizer, CFG)
+    assert all(c.n_tokens <= CFG.max_tokens for c in chunks)
+    code_parts = [c.text for c in chunks if c.text.startswith("```")]
+    assert len(code_parts) > 1 and all(fences_balanced(t) and t.endswith("```") for t in code_parts)
+    lines = [line for t in code_parts for line in t.split("\n") if line.startswith("step_")]
+    assert lines == [f"step_{i} = run({i})" for i in range(40)]  # every line once, in order
+    entry_parts = [c.text for c in chunks if "Sentence" in c.text]
+    assert len(entry_parts) > 1 and entry_parts[0].startswith("--all\n: ")
+    # The later parts say they continue the entry: a teacher asks about the term once.
+    assert all(t.startswith("--all (continued)\n: ") for t in entry_parts[1:])
+
+
+def test_a_block_lends_no_overlap(tokenizer: Tokenizer) -> None:
+    entries = "\n\n".join(f"--opt{i}\n: Option {i} sets the stage {i} records." for i in range(12))
+    chunks = chunk_document(doc(entries), tokenizer, CFG)
+    assert len(chunks) > 1
+    for c in chunks:  # every chunk opens with a whole entry, never the tail of one
+        assert c.text.startswith("--opt") and all(
+            p.startswith("--opt") for p in c.text.split("\n\n")
+        )
+
+
+def test_only_a_sections_first_chunk_starts_it(tokenizer: Tokenizer) -> None:
+    text = f"# A\n\n{long_section()}\n\n# B\n\nShort."
+    chunks = chunk_document(doc(text), tokenizer, CFG)
+    starts = [(c.heading_path[0], c.section_start) for c in chunks]
+    assert starts[0] == ("A", True) and starts[-1] == ("B", True)
+    assert all(not start for head, start in starts[1:-1])
+
+
 def test_chunk_ids_stable_for_unchanged_text(tokenizer: Tokenizer) -> None:
     before = chunk_document(doc("# A\n\nStays the same.\n\n# B\n\nOld words."), tokenizer, CFG)
     after = chunk_document(doc("# A\n\nStays the same.\n\n# B\n\nNew words."), tokenizer, CFG)

@@ -98,6 +98,53 @@ def test_html_to_text_cases(html: str, expected: str) -> None:
     assert html_to_text(html) == expected
 
 
+# A man page as git's asciidoc writes it: a title, a code listing whose comments start with
+# "#", a definition list of options, a table and a footer.
+MANUAL = """<html><body><div id="header"><h1>git-demo(1) Manual Page</h1><h2>NAME</h2>
+<div class="sectionbody"><p>git-demo - Show how pages are read</p></div></div>
+<div id="toc"><div id="toctitle">Table of Contents</div><ul><li>NAME</li></ul></div>
+<div id="content"><h2>EXAMPLES</h2><div class="listingblock"><pre><code># Proxy settings
+[core]
+
+        gitproxy = command</code></pre></div>
+<h2>OPTIONS</h2><div class="dlist"><dl>
+<dt class="hdlist1">-q</dt><dt class="hdlist1">--quiet</dt>
+<dd><p>Operate <code>quietly</code>.</p><div class="paragraph"><p>Errors still show.</p></div>
+<div class="listingblock"><pre>git demo -q</pre></div></dd>
+<dt class="hdlist1">&lt;path&gt;</dt><dd><p>Where to look.</p></dd>
+</dl></div>
+<table><tr><th>Value</th><th>Meaning</th></tr><tr><td>auto</td><td>pick one</td></tr></table>
+<table><tr><td class="icon"><div class="title">Note</div></td><td>Keep backups.</td></tr></table>
+</div><div id="footer"><div id="footer-text">Last updated 2024-05-31 00:35:55 UTC</div></div>
+</body></html>"""
+
+
+def test_html_keeps_structure_and_records_dropped_furniture() -> None:
+    dropped: list[dict[str, str]] = []
+    text = html_to_text(MANUAL, dropped)
+    # Code stays code: its "# Proxy settings" comment never becomes a heading.
+    assert "```\n# Proxy settings\n[core]\n\n        gitproxy = command\n```" in text
+    assert "\n# Proxy settings" not in text.split("```")[0]
+    # Options: consecutive dt terms joined, each dd paragraph a ": " line, its code after it.
+    assert (
+        "-q, --quiet\n: Operate `quietly`.\n: Errors still show.\n\n```\ngit demo -q\n```" in text
+    )
+    assert "<path>\n: Where to look." in text
+    assert "auto\n: Meaning: pick one" in text  # a table row: first cell the term
+    assert "Note: Keep backups." in text  # an admonition is a sentence
+    assert "# git-demo(1) Manual Page" in text and "git-demo - Show how pages are read" in text
+    assert "Last updated" not in text and "Table of Contents" not in text
+    assert [d["reason"] for d in dropped] == ["table_of_contents", "footer"]
+    assert dropped[1]["text"] == "Last updated 2024-05-31 00:35:55 UTC"
+
+
+def test_text_files_are_read_for_structure(tmp_path: Path) -> None:
+    write(tmp_path, "topic.txt", "Title\n*****\n\nlen(d)\n\n   Return the number of items.\n")
+    [doc], _ = ingest_corpus(tmp_path, CFG)
+    assert doc.text == "# Title\n\nlen(d)\n: Return the number of items."
+    assert doc.title == "Title"
+
+
 def test_pdf_text_layer_is_read(tmp_path: Path) -> None:
     shutil.copy(SAMPLE_CORPUS / "evaluation.pdf", tmp_path / "evaluation.pdf")
     [doc], rejections = ingest_corpus(tmp_path, CFG)
@@ -228,6 +275,7 @@ def test_task_counts_add_up_and_a_rerun_reuses_the_output(tmp_path: Path) -> Non
         {"source": "cyrillic.txt", "encoding": "cp1251"}
     ]
     assert out.stats["decoded_not_utf8"] == 1
+    assert out.stats["dropped_blocks"] == {} and list(iter_jsonl(out.path("dropped"))) == []
 
     marker = Path(out.dir) / "_SUCCESS"
     written = marker.stat().st_mtime_ns
@@ -237,6 +285,16 @@ def test_task_counts_add_up_and_a_rerun_reuses_the_output(tmp_path: Path) -> Non
 
     write(corpus, "two.txt", "changed text")
     assert ingest.fn(str(corpus), CFG, str(ws)).key != out.key
+
+
+def test_task_lists_page_furniture_it_dropped(tmp_path: Path) -> None:
+    write(tmp_path / "corpus", "git-demo.html", MANUAL)
+    out = ingest.fn(str(tmp_path / "corpus"), CFG, str(tmp_path / "ws"))
+    assert out.stats["dropped_blocks"] == {"table_of_contents": 1, "footer": 1}
+    rows = list(iter_jsonl(out.path("dropped")))
+    assert {(r["source"], r["reason"]) for r in rows} == {
+        ("git-demo.html", "table_of_contents"), ("git-demo.html", "footer"),
+    }  # fmt: skip
 
 
 def test_sample_corpus_ingests_without_rejections() -> None:

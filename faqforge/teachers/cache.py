@@ -30,7 +30,8 @@ def cache_path(cache_dir: Path, key: str) -> Path:
 
 def generation_key(chunk: Chunk, n_facts: int, teacher: Teacher, cfg: TeacherConfig) -> str:
     """Everything that changes what the teacher writes for this chunk; its source does not."""
-    parts = [chunk.text_hash, chunk.heading_path, n_facts, teacher.prompt_version, teacher.name]
+    parts = [chunk.text_hash, chunk.heading_path, chunk.section_start, n_facts]
+    parts += [teacher.prompt_version, teacher.name]
     return stable_hash([*parts, teacher.schema_version(n_facts), cfg.generation_key()], 32)
 
 
