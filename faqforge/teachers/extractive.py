@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from faqforge.records import Chunk
 from faqforge.storage import sha256_text
+from faqforge.structure import CONTINUED, Block, blocks
 from faqforge.teachers.base import Fact, TeacherReply
 
 T = TypeVar("T")
@@ -39,15 +40,32 @@ _DEPENDENT = {
     "other", "another", "above", "below", "following", "previous", "passage", "text", "section",
     "document",
 }
-# Headings that name a part of a document, not a subject a reader would ask about.
+# A sentence opening a condition, a sequence or an address to the reader has no subject to
+# ask about: "If no --type is given, ...", "First let's assume your topic is ...".
+_NO_SUBJECT = {
+    "if", "when", "unless", "although", "though", "while", "since", "because", "once", "after",
+    "before", "whether", "first", "then", "next", "now", "finally", "also", "however", "so",
+    "but", "and", "or", "note", "your", "our", "my", "let's", "let’s", "please",
+}
+# Headings that name a part of a document, not a subject a reader would ask about; man pages'
+# section names (NAME, SYNOPSIS, OPTIONS, ...) are written in capitals and caught by that too.
 _GENERIC_HEADINGS = {
     "overview", "introduction", "intro", "summary", "usage", "example", "examples", "notes",
     "details", "background", "faq", "reference", "contents", "misc", "table of contents",
+    "name", "synopsis", "description", "options", "see also", "configuration", "files",
+    "environment", "bugs", "author", "authors", "discussion", "exit status", "return value",
+    "history", "copyright", "output", "hooks", "reporting bugs", "git", "documentation",
 }
 # fmt: on
+_WH_WORDS = {"how", "what", "when", "where", "why", "which", "who"}
+# A page title is context, never a subject: "git-rebase(1) Manual Page" → git-rebase.
+_TITLE = re.compile(r"^(?P<name>.+?)(?:\s*\(\d\w*\))?(?:\s+Manual Page)?$", re.I)
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "no.")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[`*_]?[A-Z0-9])")
 _LIST_MARKER = re.compile(r"^([-*+]|\d+[.)])\s+")
+# A sentence ends in . ! ? or : (then maybe a closing quote, bracket or code span); a text
+# without one is a fragment (a lead-in cut by a code block, a table cell, a title line).
+_SENTENCE_END = re.compile(r"[.!?:][\"'’”)\]`*]*$")
 _BOLD = re.compile(r"(?<!\w)(?:\*\*|__)(\S(?:.*?\S)?)(?:\*\*|__)(?!\w)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _SUBJECT = r"(?P<subj>[^\s,;:()]+(?:\s+[^\s,;:()]+){0,4}?)"
@@ -75,39 +93,35 @@ _BECAUSE = re.compile(r"\b(because|so that|in order to|to avoid)\b", re.I)
 _HOW_CUES = re.compile(r"\b(by|using|uses|runs|reads|writes|first|then|each|per|when|via)\b")
 
 
-def sentences(text: str) -> list[str]:
-    """Prose sentences of a chunk; headings, code blocks and table rows are skipped.
-
-    ``sentences("# T\\nA is b. See [x](u).\\n- item")`` → ``["A is b.", "See [x](u).", "item"]``
-    """
-    paragraphs: list[list[str]] = [[]]
-    in_code = False
-    for line in text.splitlines():
-        s = _BOLD.sub(r"\1", line.strip())
-        if s.startswith(("```", "~~~")):
-            in_code = not in_code
-            paragraphs.append([])
-        elif in_code or not s or s.startswith(("#", "|")):
-            paragraphs.append([])
-        else:
-            if marker := _LIST_MARKER.match(s):  # a list item stands alone
-                paragraphs.append([])
-                s = s[marker.end() :]
-            paragraphs[-1].append(s)
+def split_sentences(text: str) -> list[str]:
+    """``"A is b. B is c."`` → ``["A is b.", "B is c."]``; "e.g. Foo" stays one sentence."""
     out: list[str] = []
-    for lines in filter(None, paragraphs):
-        para: list[str] = []
-        for piece in _SENTENCE_BREAK.split(" ".join(lines)):
-            if para and para[-1].lower().endswith(_ABBREVIATIONS):  # "e.g. Foo" is one sentence
-                para[-1] += " " + piece
-            elif piece.strip():
-                para.append(piece.strip())
-        out += para
+    for piece in _SENTENCE_BREAK.split(" ".join(text.split())):
+        if out and out[-1].lower().endswith(_ABBREVIATIONS):
+            out[-1] += " " + piece
+        elif piece.strip():
+            out.append(piece.strip())
+    return out
+
+
+def sentences(text: str) -> list[str]:
+    """Prose sentences of a chunk: paragraphs and list items; code, tables and definition
+    entries are not prose (entries become facts of their own, ``_entry_facts``).
+
+    ``sentences("A is b. See [x](u).\n\n- item")`` → ``["A is b.", "See [x](u).", "item"]``
+    """
+    out: list[str] = []
+    for block in blocks(text):
+        if block.kind in ("paragraph", "item"):
+            out += [
+                s for s in split_sentences(_BOLD.sub(r"\1", block.text)) if _SENTENCE_END.search(s)
+            ]
     return out
 
 
 def clip_words(parts: Iterable[str], limit: int) -> str:
-    """Whole sentences up to ``limit`` words; a longer first sentence is cut at a clause.
+    """Whole sentences up to ``limit`` words, never a fragment: ``""`` when the first sentence
+    alone is longer; a sentence ending in ":" (it introduces what follows) ends the answer.
 
     ``clip_words(["One two.", "Three four five."], 3)`` → ``"One two."``
     """
@@ -115,19 +129,10 @@ def clip_words(parts: Iterable[str], limit: int) -> str:
     used = 0
     for part in parts:
         n = len(part.split())
-        if used + n <= limit:
-            taken.append(part)
-            used += n
-        elif not taken:
-            words = part.split()[:limit]
-            clause = max(
-                (i for i, w in enumerate(words) if w.endswith((",", ";", ":"))), default=-1
-            )
-            if clause + 1 >= limit // 2:
-                words = words[: clause + 1]
-            return " ".join(words).rstrip(",;:") + "…"
-        else:
-            break
+        if used + n > limit or part.rstrip().endswith(":"):
+            break  # what a ":" introduces (code, a list) is not in the answer: stop before it
+        taken.append(part)
+        used += n
     return " ".join(taken)
 
 
@@ -155,7 +160,15 @@ def _case(word: str, text: str, first: bool) -> str:
 
 
 def _phrase(words: str, text: str) -> str:
-    return " ".join(_case(w, text, i == 0) for i, w in enumerate(_plain(words).split()))
+    plain = _plain(words)
+    if _shouting(plain):  # a man page's "MERGING TAG" reads "merging tag" in a question
+        return plain.lower()
+    return " ".join(_case(w, text, i == 0) for i, w in enumerate(plain.split()))
+
+
+def _shouting(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= 3 and all(c.isupper() for c in letters) and " " in text.strip()
 
 
 def _context(top: str, subject: str) -> str:
@@ -249,6 +262,100 @@ def phrasings(kind: str, subject: str, ctx: str, plural: bool = False, p: str = 
     )
 
 
+def is_generic(heading: str) -> bool:
+    """A section name (``OPTIONS``, ``Examples``) or page title, not a subject to ask about.
+    Man pages write every heading in capitals: "HOW CONFLICTS ARE PRESENTED" is a subject."""
+    plain = _plain(heading)
+    return plain.lower() in _GENERIC_HEADINGS or is_title(plain)
+
+
+def is_title(heading: str) -> bool:
+    """A man-page style title: ``git-rebase(1) Manual Page``."""
+    return bool(re.search(r"\(\d\w*\)|\bManual Page$", heading, re.I))
+
+
+def subject_of_title(heading: str) -> str:
+    """``"git-rebase(1) Manual Page"`` → ``"git-rebase"``: what the page is about."""
+    m = _TITLE.match(_plain(heading))
+    return m["name"].strip() if m else _plain(heading)
+
+
+def term_kind(term: str) -> str:
+    """What a definition entry names: option, argument, config or env variable, callable, term.
+
+    ``term_kind("--onto <newbase>") == "option"``, ``term_kind("pull.rebase") == "config"``
+    """
+    t = term.strip("`")
+    if t.startswith("-"):
+        return "option"
+    if re.fullmatch(r"<[^<>]+>(\.\.\.)?", t):
+        return "argument"
+    if re.fullmatch(r"[A-Z][A-Z0-9_]{2,}", t) and "_" in t:
+        return "env"
+    if re.fullmatch(r"[a-z][\w-]*(\.[\w<>*-]+)+", t):
+        return "config"
+    if "(" in t or t.startswith(("class ", "def ")):
+        return "callable"
+    return "term"
+
+
+def aliases(term: str) -> list[str]:
+    """``"-i, --interactive"`` → ``["-i", "--interactive"]``; commas inside brackets stay:
+    ``"str.center(width[, fillchar])"`` is one."""
+    out, depth, current = [], 0, ""
+    for i, c in enumerate(term):
+        depth += c in "([{<"
+        depth -= c in ")]}>"
+        if c == "," and depth <= 0 and term[i + 1 : i + 2] == " ":
+            out.append(current.strip())
+            current = ""
+        else:
+            current += c
+    return [a for a in [*out, current.strip()] if a]
+
+
+def entry_phrasings(term: str, doc: str) -> tuple[str, ...]:
+    """Questions that name a definition entry's term (and, for options and arguments, the
+    command they belong to): "What does the `--onto <newbase>` option of `git-rebase` do?"."""
+    kind = "command" if doc and term == doc else term_kind(term)
+    t = aliases(term)[0] if kind == "callable" else term
+    code = f"`{t.strip('`')}`"
+    of, to, with_ = (f" of `{doc}`", f" to `{doc}`", f" with `{doc}`") if doc else ("", "", "")
+    forms = {
+        "option": (f"What does the {code} option{of} do?", f"When would I use {code}{with_}?",
+                   f"What is {code} for{f' in `{doc}`' if doc else ''}?"),
+        "argument": (f"What is the {code} argument{of}?", f"What should I pass as {code}{to}?"),
+        "config": (f"What does the {code} configuration variable do?",
+                   f"What is {code} used for?", f"What happens when {code} is set?"),
+        "env": (f"What does the {code} environment variable do?", f"What is {code} used for?",
+                f"When should I set {code}?"),
+        "callable": (f"What does {code} do?", f"What is {code} used for?",
+                     f"Can you explain what {code} does?"),
+        "command": (f"What does {code} do?", f"What is {code} used for?",
+                    f"When should I use {code}?"),
+    }  # fmt: skip
+    if kind in forms:
+        return forms[kind]
+    ctx = f" in {doc}" if doc and doc.lower() not in t.lower() else ""
+    return (f"What is {t}{ctx}?", f"What does {t} mean{ctx}?", f"Can you explain {t}{ctx}?")
+
+
+def _entry_facts(chunk_blocks: list[Block], doc: str, limit: int):
+    """One fact per definition entry: its description's first sentences, asked by its term."""
+    for block in chunk_blocks:
+        if block.kind != "definition" or not re.search(r"[A-Za-z]{3}", block.text):
+            continue
+        if block.term.endswith(CONTINUED):  # asked about once, from the entry's first part
+            continue
+        desc = split_sentences(block.text)
+        if desc:  # a description is written as a label: "Reapply commits on top of ..."
+            desc[0] = desc[0][:1].upper() + desc[0][1:]
+            desc[-1] += "" if _SENTENCE_END.search(desc[-1]) else "."
+        answer = clip_words(desc, limit)
+        if answer and len(answer.split()) >= 3:
+            yield entry_phrasings(block.term, doc), answer
+
+
 def _section_facts(subject: str, top: str, sents: list[str], text: str, limit: int):
     """Heading facts: what it is, how it works, why it is used, what else to know.
 
@@ -258,6 +365,9 @@ def _section_facts(subject: str, top: str, sents: list[str], text: str, limit: i
     ctx = _context(top, subject)
     if subject.lower().startswith("how to "):
         yield phrasings("how_to", subject[7:], ctx), clip_words(sents, limit)
+        return
+    if subject.split()[0].lower() in _WH_WORDS:  # "How conflicts are presented": a topic
+        yield phrasings("more", subject, ctx), clip_words(sents, limit)
         return
     words = subject.split()
     # "Running the pipeline" is an activity; "Heading paths" is a thing.
@@ -300,10 +410,15 @@ def _definition_facts(top: str, sents: list[str], text: str, limit: int):
         else:
             continue
         words = subj.split()
-        if words[0].lower() in _DEPENDENT or (
-            words[0].lower() in {"the", "a", "an"}
-            and len(words) > 1
-            and words[1].lower() in _DEPENDENT
+        lowered = {w.lower().strip("`\"'(") for w in words}
+        if (
+            words[0].lower() in _DEPENDENT | _NO_SUBJECT
+            or lowered & (_NO_SUBJECT - {"so"})
+            or (
+                words[0].lower() in {"the", "a", "an"}
+                and len(words) > 1
+                and words[1].lower() in _DEPENDENT
+            )
         ):
             continue
         phrase = _phrase(subj, text)
@@ -327,40 +442,57 @@ def extract_facts(
     max_answer_words: int,
     n_phrasings: int = 3,
     topic: str = "",
+    section_start: bool = True,
 ) -> list[Fact]:
-    """Up to ``n_facts`` facts, heading and definition forms mixed, each asked up to
-    ``n_phrasings`` ways (every form has at least two).
+    """A fact per definition entry (they name their subject), then up to ``n_facts`` facts from
+    heading and definitional sentence forms mixed, each asked up to ``n_phrasings`` ways
+    (every form has two or more).
 
     ``extract_facts(["Curation", "Heuristic filters"], "Heuristic filters drop ...", 2, 60)``
     → ``[Fact("Heuristic filters drop ...", ("What are heuristic filters in curation?",
     "Can you explain what heuristic filters are in curation?", ...)), ...]``
 
-    ``topic`` (e.g. the file name) gives one last-resort fact when nothing else applies.
-    Questions are unique across the chunk's facts; so are answers (one answer, one fact).
+    Section names (OPTIONS, Examples) and page titles are context, never the subject. The
+    heading's own facts (what it is, how, why) come only from the chunk that starts its
+    section (``section_start``): the section's later chunks would ask the same question of
+    other text. ``topic`` (e.g. the file name) gives one last-resort fact when nothing else
+    applies. Questions are unique across the chunk's facts; so are answers.
     """
+    chunk_blocks = blocks(text)
     sents = sentences(text)
-    if not sents:
-        return []
-    path = [_plain(h) for h in heading_path if _plain(h).lower() not in _GENERIC_HEADINGS]
-    top = _phrase(path[0], text) if len(path) > 1 else ""
+    doc = subject_of_title(heading_path[0]) if heading_path and is_title(heading_path[0]) else ""
+    path = [_plain(h) for h in heading_path if not is_generic(h)]
+    top = doc or (_phrase(path[0], text) if len(path) > 1 else "")
+    heading = path[-1] if path and (len(path) > 1 or not doc) else ""
     from_heading = (
-        _section_facts(_phrase(path[-1], text), top, sents, text, max_answer_words) if path else ()
+        _section_facts(_phrase(heading, text), top, sents, text, max_answer_words)
+        if heading and section_start and sents
+        else ()
     )
+    from_entries = _entry_facts(chunk_blocks, doc, max_answer_words)
     from_sentences = _definition_facts(top, sents, text, max_answer_words)
     seen: set[str] = set()
     facts: list[Fact] = []
-    for forms, answer in _interleave(from_heading, from_sentences):
-        if not answer or answer in seen or _norm(forms[0]) in seen:
-            continue
-        questions = tuple(q for q in forms if _norm(q) not in seen)[:n_phrasings]
-        seen.update([answer, *map(_norm, questions)])
-        facts.append(Fact(answer, questions))
-        if len(facts) == n_facts:
-            break
-    if not facts and topic:  # no heading, no definition: one fact about the file's topic
-        forms = ("What should I know about {s}?", "What is there to know about {s}?")
+    # Every entry is a fact (they are what reference pages are made of); the rest up to n_facts.
+    entries: list[Fact] = []
+    for stream, into, cap in (
+        (from_entries, entries, None),
+        (_interleave(from_heading, from_sentences), facts, n_facts),
+    ):
+        for forms, answer in stream:
+            if not _SENTENCE_END.search(answer) or answer in seen or _norm(forms[0]) in seen:
+                continue
+            questions = tuple(q for q in forms if _norm(q) not in seen)[:n_phrasings]
+            seen.update([answer, *map(_norm, questions)])
+            into.append(Fact(answer, questions))
+            if len(into) == cap:
+                break
+    facts = entries + facts
+    if not facts and topic and sents and section_start:  # one fact about the file's topic
         answer = clip_words(sents[:2], max_answer_words)
-        facts.append(Fact(answer, tuple(f.format(s=topic) for f in forms)[:n_phrasings]))
+        forms = ("What should I know about {s}?", "What is there to know about {s}?")
+        if answer:
+            facts.append(Fact(answer, tuple(f.format(s=topic) for f in forms)[:n_phrasings]))
     return facts
 
 
@@ -390,6 +522,7 @@ class ExtractiveTeacher:
             self.max_answer_words,
             self.phrasings,
             topic=topic,
+            section_start=chunk.section_start,
         )
         raw = json.dumps(
             {"facts": [{"answer": f.answer, "questions": list(f.questions)} for f in facts]}
