@@ -139,16 +139,21 @@ def fail_usage(message: str) -> None:
 def finish(
     stage: str,
     lines: list[Line],
-    kept_ids: set[str],
+    kept_pairs: dict[str, QAPair],
     rejections: list[dict[str, Any]],
     output: Path,
     errors: list[str],
     n_bad: int,
 ) -> None:
-    """Write kept lines and rejections, check and print the counts, exit 1 on bad lines."""
+    """Write kept lines (as given, but for a question dedup repaired) and rejections, check
+    and print the counts, exit 1 on bad lines."""
     from faqforge.stage import StageCounts
 
-    kept = [line.raw for line in lines if line.pair.id in kept_ids]
+    kept = [
+        {**line.raw, "question": kept_pairs[line.pair.id].question}
+        for line in lines
+        if line.pair.id in kept_pairs
+    ]
     write_jsonl(output, kept)
     rejected_path = output.with_name(output.name + ".rejections.jsonl")
     write_jsonl(rejected_path, rejections)
@@ -173,7 +178,7 @@ def run_pair_stage(stage: str, input_: Path, output: Path, apply) -> None:
     by_id = {line.pair.id: line for line in lines}
     kept, rejected = apply([line.pair for line in lines])
     rows = bad + [rejection_row(r, by_id[r.record_id]) for r in rejected]
-    finish(stage, lines, {p.id for p in kept}, rows, output, errors, len(bad))
+    finish(stage, lines, {p.id: p for p in kept}, rows, output, errors, len(bad))
 
 
 @stage_app.command("curate")
@@ -191,11 +196,20 @@ def stage_curate(
 def stage_dedup(
     input_: InputOpt, output: OutputOpt, config: ConfigOpt = None, set_: SetOpt = None
 ) -> None:
-    """Exact and near-duplicate removal; each duplicate names ``duplicate_of``."""
+    """Ambiguous questions repaired, then exact and near-duplicate removal; each duplicate
+    names ``duplicate_of``. A repaired line keeps its id, with the new question."""
     cfg = load_stage_config(config, set_)
+    from faqforge.storage import Workspace
+    from faqforge.teachers.repair import make_repair
+    from tasks.ambiguity import repair_ambiguous
     from tasks.dedup import dedup_pairs
 
-    run_pair_stage("dedup", input_, output, lambda pairs: dedup_pairs(pairs, cfg.dedup))
+    def apply(pairs: list[QAPair]) -> tuple[list[QAPair], list[Rejection]]:
+        repair = make_repair(cfg.teacher, Workspace(cfg.workspace).teacher_cache)
+        fixed = repair_ambiguous(pairs, repair, keep_ids=True)
+        return dedup_pairs(fixed.pairs, cfg.dedup)
+
+    run_pair_stage("dedup", input_, output, apply)
 
 
 @stage_app.command("decontaminate")
@@ -273,7 +287,7 @@ def stage_validate(
         for i, f in sorted(first_failure.items())
     ]
     failed = {lines[i].pair.id for i in first_failure}
-    kept = {line.pair.id for line in lines} - failed
+    kept = {line.pair.id: line.pair for line in lines if line.pair.id not in failed}
     if not report.success:
         errors = [*errors, f"validation FAILED (Data Docs: {report.data_docs}):", report.describe()]
     finish("validate", lines, kept, rows, output, errors, len(bad))

@@ -68,7 +68,7 @@ def refresh(
             else None
         )
         curated = curate(judged or generated, cfg.curate, ws, chunks=chunks)
-        unique = dedup(curated, cfg.dedup, ws, runner=cfg.runner)
+        unique = dedup(curated, cfg.dedup, ws, runner=cfg.runner, teacher=cfg.teacher)
         halves = split(unique, cfg.split, ws, frozen)
         clean = decontaminate(halves, cfg.decontaminate, ws, references)
         validation = validate(clean, cfg.validate_, ws, previous)

@@ -2,16 +2,24 @@
 
 It removes the same question, not the same fact: the phrasings a teacher wrote for one fact
 (same ``fact_id``: one answer, two or three questions) are compared on their questions only,
-so rules 3 and 4 below, which would see the shared answer, never merge them. A fact's
+so rules 3 and 4 below, which would see the shared answer, never merge them; and questions
+that name different things in code ("What does `-j` do in `git-pull`?" / "... `git-fetch`?")
+are different questions to rules 2-4, however alike their words. A fact's
 phrasings are what the knowledge probe needs (one held out, the others trained on).
 
 Pairs are visited best first (judge ``score``, then longer answer, then input order) and each is
 checked against the pairs kept so far, by four detectors in order; the first that matches names
 the reason and the kept pair it duplicates:
-1. ``exact_duplicate``: the same question after normalisation (case, punctuation, spacing);
+1. ``exact_duplicate``: the same question after normalisation (case, punctuation, spacing)
+   with an agreeing answer; with another answer it is ``ambiguous_question``: one question
+   asked of two facts, which ``tasks/ambiguity.py`` tried to repair first (a question that
+   names each fact's subject) and could not;
 2. ``near_duplicate_question``: MinHash of the question's word shingles, estimated Jaccard ≥
-   ``cfg.question_threshold`` (questions are short: one changed word is a large share);
-3. ``near_duplicate``: the same on question + answer, Jaccard ≥ ``cfg.threshold``;
+   ``cfg.question_threshold`` (questions are short: one changed word is a large share), with
+   an agreeing answer (a near-alike question of another fact is a question of its own);
+3. ``near_duplicate``: the same on question + answer, Jaccard ≥ ``cfg.threshold``, again only
+   with an agreeing answer (``tasks.ambiguity.same_answer``: a different answer is never a
+   duplicate);
 4. ``semantic_duplicate`` (``cfg.semantic``): question cosine ≥ ``cfg.semantic_threshold`` under
    all-MiniLM-L6-v2 *and* answer cosine ≥ ``cfg.semantic_answer_threshold``. Template questions
    ("What is the ingest stage in …?" / "What is the chunk stage in …?") score 0.96 on the
@@ -34,15 +42,18 @@ import math
 import sys
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from prefect import task
 
-from faqforge.config import DedupConfig, RunnerConfig
+from faqforge.config import DedupConfig, RunnerConfig, TeacherConfig
 from faqforge.records import QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
+from faqforge.storage import Workspace
 from faqforge.tasking import run_stage, stage_cache_key_fn
+from tasks.ambiguity import repair_ambiguous, same_answer
 from tasks.coverage import phrasing_counts
 from tasks.minhash import (
     BandIndex,
@@ -52,7 +63,7 @@ from tasks.minhash import (
     signature_shard,
     text_signatures,
 )
-from tasks.text import normalise
+from tasks.text import code_spans, question_identity
 
 STAGE = "dedup"
 # Fixed so a pair's signature (and thus which pair is kept) is the same on every run.
@@ -73,8 +84,9 @@ class Detector(Protocol):
 
 
 def question_key(pair: QAPair) -> str:
-    """``"What is X?"`` and ``"what is x"`` share a key: sha256 of the normalised question."""
-    return hashlib.sha256(normalise(pair.question).encode()).hexdigest()
+    """``"What is X?"`` and ``"what is x"`` share a key: sha256 of the question's identity
+    (normalised words; code spans as written, so `-a` and `-A` differ)."""
+    return hashlib.sha256(question_identity(pair.question).encode()).hexdigest()
 
 
 def rank(pair: QAPair, position: int) -> tuple[float, int, int]:
@@ -113,13 +125,15 @@ class NearDuplicates:
         sigs: np.ndarray,
         threshold: float,
         new_index: IndexFactory,
+        names: list[frozenset[str]],
         facts: list[str] | None = None,
     ) -> None:
         self.reason, self.threshold, self.sigs, self.facts = reason, threshold, sigs, facts
+        self.names = names
         self.index: BandIndex = new_index(sigs)
 
     def match(self, i: int) -> Match | None:
-        candidates = sorted(self.index.query(i))
+        candidates = [c for c in sorted(self.index.query(i)) if not names_other(self.names, i, c)]
         if self.facts is not None:
             candidates = [c for c in candidates if not same_fact(self.facts, i, c)]
         if not candidates:
@@ -145,13 +159,14 @@ class Paraphrases:
         # Answers are embedded only for pairs whose question has a close neighbour.
         involved = [i for i, near in enumerate(close) if near]
         answers = dict(zip(involved, embed([pairs[i].answer for i in involved]), strict=True))
-        facts = [p.fact_id for p in pairs]
+        facts, names = [p.fact_id for p in pairs], [code_spans(p.question) for p in pairs]
         self.close = [
             [
                 (j, q)
                 for j, q in near
                 if answers[i] @ answers[j] >= cfg.semantic_answer_threshold
                 and not same_fact(facts, i, j)
+                and not names_other(names, i, j)
             ]
             for i, near in enumerate(close)
         ]
@@ -166,6 +181,13 @@ class Paraphrases:
 
     def add(self, i: int) -> None:
         self.kept.add(i)
+
+
+def names_other(names: list[frozenset[str]], i: int, j: int) -> bool:
+    """Whether two questions name different things in code (`git-pull` vs `git-fetch`): then
+    they ask about different subjects however alike their words, and only the exact rule
+    may merge them."""
+    return bool(names[i]) and bool(names[j]) and names[i] != names[j]
 
 
 def same_fact(facts: list[str], i: int, j: int) -> bool:
@@ -202,11 +224,14 @@ def detectors(
     n = len(pairs)
     # One call for both detectors' texts: on a runner, one fan-out instead of two.
     sigs = sign([p.question for p in pairs] + [f"{p.question} {p.answer}" for p in pairs])
+    names = [code_spans(p.question) for p in pairs]
     found: list[Detector] = [
         ExactQuestions(pairs),
-        NearDuplicates("near_duplicate_question", sigs[:n], cfg.question_threshold, new_index),
         NearDuplicates(
-            "near_duplicate", sigs[n:], cfg.threshold, new_index, [p.fact_id for p in pairs]
+            "near_duplicate_question", sigs[:n], cfg.question_threshold, new_index, names
+        ),
+        NearDuplicates(
+            "near_duplicate", sigs[n:], cfg.threshold, new_index, names, [p.fact_id for p in pairs]
         ),
     ]
     if cfg.semantic:
@@ -246,14 +271,36 @@ def dedup_pairs(
         rejected: list[Rejection] = []
         for i in sorted(range(len(pairs)), key=lambda k: rank(pairs[k], k)):
             for check in checks:
-                if (hit := check.match(i)) is not None:
-                    rejected.append(_reject(pairs[i], check.reason, pairs[hit[0]], hit[1]))
-                    break
+                if (hit := check.match(i)) is None:
+                    continue
+                reason = check.reason
+                if reason != "semantic_duplicate" and not same_answer(
+                    pairs[i].answer, pairs[hit[0]].answer
+                ):  # (the semantic rule checks answers by meaning itself)
+                    if reason != "exact_duplicate":
+                        continue  # a near-alike text of another fact is a question of its own
+                    reason = "ambiguous_question"  # another fact: the repair found no name
+                rejected.append(_reject(pairs[i], reason, pairs[hit[0]], hit[1]))
+                break
             else:
                 kept.add(i)
                 for check in checks:
                     check.add(i)
     return [pairs[i] for i in sorted(kept)], rejected
+
+
+def lost_answers(rejected: list[Rejection], kept: dict[str, QAPair]) -> int:
+    """Dropped pairs whose answer says something their kept twin's does not: content lost.
+
+    Only ``ambiguous_question`` drops can count here (a repair that found no distinguishing
+    name); every other rule drops a pair whose answer agrees with the kept one's or whose
+    question is a near copy of it.
+    """
+    return sum(
+        r.reason == "ambiguous_question"
+        and not same_answer(r.record["answer"], kept[r.record["duplicate_of"]].answer)
+        for r in rejected
+    )
 
 
 def clusters(rejected: list[Rejection]) -> list[dict[str, Any]]:
@@ -270,11 +317,14 @@ def clusters(rejected: list[Rejection]) -> list[dict[str, Any]]:
 
 
 def _key_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The inputs that decide the output: the runner and the index's location do not."""
+    """The inputs that decide the output: the runner and the index's location do not; the
+    teacher does (it repairs ambiguous questions)."""
+    teacher = params.get("teacher")
     return {
         "pairs": params["pairs"],
         "cfg": params["cfg"].content_key(),
         "workspace": params["workspace"],
+        "teacher": teacher.content_key() if teacher is not None else None,
     }
 
 
@@ -288,24 +338,45 @@ _stage_key = stage_cache_key_fn(STAGE, sys.modules[__name__])
     result_serializer="json",
 )
 def dedup(
-    pairs: StageOutput, cfg: DedupConfig, workspace: str, runner: RunnerConfig | None = None
+    pairs: StageOutput,
+    cfg: DedupConfig,
+    workspace: str,
+    runner: RunnerConfig | None = None,
+    teacher: TeacherConfig | None = None,
 ) -> StageOutput:
     """Pairs without duplicates (``pairs``), each drop naming its kept twin (``rejections``),
-    and the duplicate clusters (``clusters``). ``runner`` (kind dask/ray) computes the
-    MinHash signatures on its workers; the output is the same, and so is the cache key."""
+    the duplicate clusters (``clusters``) and the ambiguous questions with their repairs
+    (``ambiguous``). ``teacher`` repairs them (``tasks/ambiguity.py``; None: the extractive
+    teacher's context repair). ``runner`` (kind dask/ray) computes the MinHash signatures on
+    its workers; the output is the same, and so is the cache key."""
 
     def compute():
+        from faqforge.teachers.repair import make_repair
+
+        ws = Workspace(Path(workspace))
         items = pairs.read("pairs", QAPair)
+        repair = make_repair(teacher or TeacherConfig(), ws.teacher_cache)
+        fixed = repair_ambiguous(items, repair)
         on_runner = runner is not None and runner.kind != "thread"
-        kept, rejected = dedup_pairs(items, cfg, runner_signer(cfg, runner) if on_runner else None)
+        signer = runner_signer(cfg, runner) if on_runner else None
+        kept, rejected = dedup_pairs(fixed.pairs, cfg, signer)
         counts = StageCounts.of(len(items), len(kept), rejected)
         groups = clusters(rejected)
         stats = {
             "clusters": len(groups),
             "largest_cluster": max((g["size"] for g in groups), default=0),
+            "ambiguous_questions": len(fixed.groups),
+            "repaired_pairs": fixed.repaired,
+            "distinct_answers_lost": lost_answers(rejected, {p.id: p for p in kept}),
             **phrasing_counts(kept),
         }
-        return {"pairs": kept, "rejections": rejected, "clusters": groups}, counts, stats
+        outputs = {
+            "pairs": kept,
+            "rejections": rejected,
+            "clusters": groups,
+            "ambiguous": fixed.groups,
+        }
+        return outputs, counts, stats
 
-    params = {"pairs": pairs, "cfg": cfg, "workspace": workspace}
+    params = {"pairs": pairs, "cfg": cfg, "workspace": workspace, "teacher": teacher}
     return run_stage(STAGE, sys.modules[__name__], _key_params(params), compute)

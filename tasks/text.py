@@ -11,6 +11,7 @@ import re
 import unicodedata
 
 _APOSTROPHES = re.compile(r"['’‘`]")
+_CODE = re.compile(r"`([^`]+)`")
 _NON_WORD = re.compile(r"[\W_]+")
 
 
@@ -39,3 +40,19 @@ def shingles(text: str, n: int = 2) -> set[tuple[str, ...]]:
 def jaccard(a: set, b: set) -> float:
     """``jaccard({1, 2}, {2, 3}) == 1 / 3``; two empty sets are equal (1.0)."""
     return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def code_spans(text: str) -> frozenset[str]:
+    """The code spans of a text, as written: ``"What does `-j` do?"`` → ``{"-j"}``."""
+    return frozenset(_CODE.findall(text))
+
+
+_QUOTED = re.compile(r'"([^"]{1,40})"')
+
+
+def question_identity(question: str) -> str:
+    """What makes two questions the same: their normalised words, plus their code spans and
+    short quoted literals as written, since case and punctuation matter in code (``-a`` and
+    ``-A`` are different options, ``"'#'"`` and ``"'_'"`` different format flags)."""
+    literals = sorted(code_spans(question) | set(_QUOTED.findall(question)))
+    return normalise(question) + "\0" + "\0".join(literals)

@@ -10,7 +10,8 @@ answering with the i-th sentence of the fenced document and asked two ways (the 
 ``minItems`` of questions): "What does sentence i of the guide say?" and "What is stated in
 sentence i of the guide?". A
 judge request (a ``ratings`` schema) gets 9 on every criterion, except accuracy 2 for an
-answer containing ``WRONG``.
+answer containing ``WRONG``; a repair request (a ``questions`` schema) gets the ambiguous
+question narrowed by each answer's first three words.
 Usage counts whitespace-separated words. A document containing ``ALWAYS_MALFORMED`` always
 gets a reply that is not JSON; other faults come from ``fault_proxy.py`` in front of it.
 Every request body is recorded; ``max_in_flight`` tracks concurrency.
@@ -42,10 +43,21 @@ def _reply_ratings(body: dict[str, Any]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def _reply_questions(body: dict[str, Any]) -> list[str]:
+    """Repair requests: the question, narrowed by each answer's first three words."""
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    question = json.loads(user.split("(a JSON string): ", 1)[1].split("\n", 1)[0])
+    start = re.search(r'\[\s*\{\s*"index"', user).start()
+    answers, _ = json.JSONDecoder().raw_decode(user, start)
+    return [f"{question.rstrip('?')} about {' '.join(a['answer'].split()[:3])}?" for a in answers]
+
+
 def _reply(body: dict[str, Any]) -> dict[str, Any]:
     schema = body["response_format"]["json_schema"]["schema"]
     if "ratings" in schema["properties"]:
         return {"ratings": _reply_ratings(body)}
+    if "questions" in schema["properties"]:
+        return {"questions": _reply_questions(body)}
     return {"facts": _reply_facts(body, schema)}
 
 

@@ -39,12 +39,29 @@ def qa(pid: str, question: str = Q, answer: str = A, score: float | None = None)
     ],
 )
 def test_exact_duplicate_names_kept_pair_and_cluster(question):
-    other = qa("b", question, "A different answer entirely.")
+    other = qa("b", question, A.replace("cache.", "cache!"))  # the same answer
     kept, rejected = dedup_pairs([qa("a"), other], CFG)
     assert [p.id for p in kept] == ["a"]
     (rej,) = rejected
     assert (rej.reason, rej.record_id) == ("exact_duplicate", "b")
     assert (rej.record["duplicate_of"], rej.record["cluster_id"]) == ("a", "dup-a")
+    # The same question of another answer is one question asked of two facts: ambiguous.
+    kept, rejected = dedup_pairs([qa("a"), qa("b", question, "A different answer entirely.")], CFG)
+    assert [(r.reason, r.record["duplicate_of"]) for r in rejected] == [("ambiguous_question", "a")]
+
+
+def test_a_near_alike_question_of_another_fact_is_kept():
+    other = qa("b", Q.replace("?", " again?"), "It caches each chunk and keys it by content.")
+    kept, rejected = dedup_pairs([qa("a"), other], CFG)
+    assert [p.id for p in kept] == ["a", "b"] and rejected == []
+
+
+def test_questions_naming_different_code_are_different_questions():
+    pull = qa("a", "What does the `-j` option of `git-pull` do?", "Sets the number of jobs.")
+    fetch = replace(pull, id="b", question="What does the `-j` option of `git-fetch` do?")
+    assert dedup_pairs([pull, fetch], CFG) == ([pull, fetch], [])  # same answer, two commands
+    upper = replace(pull, id="c", question="What does the `-J` option of `git-pull` do?")
+    assert dedup_pairs([pull, upper], CFG)[1] == []  # case matters in code
 
 
 @pytest.mark.parametrize(
@@ -58,8 +75,9 @@ def test_exact_duplicate_names_kept_pair_and_cluster(question):
          "near_duplicate"),
         # the question's last word changed (question Jaccard 0.83): caught on the question
         (Q.replace("documents", "files"), A, "near_duplicate_question"),
-        # a word appended to the question; the answer is another one entirely
-        (Q.replace("?", " again?"), "It caches each chunk.", "near_duplicate_question"),
+        # a word appended to the question; the answer says the same, reworded
+        (Q.replace("?", " again?"), A.replace("so reruns hit the cache", "so reruns are free"),
+         "near_duplicate_question"),
     ],
 )  # fmt: skip
 def test_near_duplicates_caught(question, answer, reason):
@@ -118,7 +136,7 @@ def test_cluster_ids_and_counts():
         "a": ("exact_duplicate", "dup-e"),
         "b": ("exact_duplicate", "dup-e"),
         "c": ("near_duplicate", "dup-e"),
-        "d": ("exact_duplicate", "dup-x"),
+        "d": ("ambiguous_question", "dup-x"),  # the same question of another answer
     }
     assert len(pairs) == len(kept) + len(rejected)
     assert [(c["cluster_id"], c["kept"], c["size"]) for c in clusters(rejected)] == [
@@ -206,7 +224,8 @@ def test_task_fn(tmp_path):
     assert [p.id for p in out.read("pairs", QAPair)] == ["a"]
     assert out.counts.as_dict() == {"in": 2, "out": 1, "rejected": {"exact_duplicate": 1}}
     assert out.stats == {
-        "clusters": 1, "largest_cluster": 2,
+        "clusters": 1, "largest_cluster": 2, "ambiguous_questions": 0, "repaired_pairs": 0,
+        "distinct_answers_lost": 0,
         "facts": 1, "phrasings_per_fact_median": 1, "facts_with_one_phrasing": 1,
     }  # fmt: skip
     assert out.path("clusters").read_text().count("\n") == 1

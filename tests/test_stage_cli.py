@@ -31,7 +31,7 @@ def run(tmp_path: Path, stage: str, rows: list, *extra: str):
     return result, kept, list(iter_jsonl(rejected)) if rejected.exists() else None
 
 
-GOOD = {"id": "q1", "question": "How are retries spaced?", "answer": "Exponentially."}
+GOOD = {"id": "q1", "question": "How are retries spaced?", "answer": "They back off exponentially."}
 
 
 def test_curate_keeps_lines_as_given_and_names_rejections(tmp_path):
@@ -70,7 +70,14 @@ def test_bad_line_is_named_rejected_and_the_rest_goes_on(tmp_path, line, problem
 
 
 def test_dedup_names_duplicate_of(tmp_path):
-    rows = [GOOD, {"id": "q2", "question": "how are RETRIES spaced", "answer": "Exponentially."}]
+    rows = [
+        GOOD,
+        {
+            "id": "q2",
+            "question": "how are RETRIES spaced",
+            "answer": "They back off exponentially.",
+        },
+    ]
     # Semantic dedup (a 10 s model load) is off: the exact pass is what is asserted here.
     result, kept, rejected = run(tmp_path, "dedup", rows, "--set", "dedup.semantic=false")
     assert result.exit_code == 0, result.output
@@ -107,7 +114,7 @@ def test_validate_rejects_failing_rows_and_exits_1(tmp_path):
     evals = write(tmp_path / "eval.jsonl", [
         {"id": "e1", "question": "Which stage splits the data?", "answer": "Split.",
          **lineage, "doc_id": "d2"},  # no probe: a held-out document's item
-        {"id": "k1", "question": "How far apart are retries?", "answer": "Exponentially.",
+        {"id": "k1", "question": "How far apart are retries?", "answer": "Further each time.",
          **lineage, "probe": "knowledge", "taught_by": ["q1"]},  # a held-out phrasing
     ])  # fmt: skip
     rows = [

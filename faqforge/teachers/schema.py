@@ -89,6 +89,30 @@ def parse_facts(text: str, n_facts: int) -> list[Fact]:
     return facts
 
 
+def questions_schema(n: int) -> dict[str, Any]:
+    """``{"questions": [...]}`` with exactly ``n`` strings (the repair of an ambiguous one)."""
+    question = {"type": "string", "minLength": 1, "maxLength": QUESTION_CHARS}
+    return {
+        "type": "object",
+        "properties": {
+            "questions": {"type": "array", "items": question, "minItems": n, "maxItems": n}
+        },
+        "required": ["questions"],
+        "additionalProperties": False,
+    }
+
+
+def parse_questions(text: str, n: int) -> list[str]:
+    """``'{"questions": ["A?", "B?"]}'`` → ``["A?", "B?"]``, exactly ``n`` non-empty strings."""
+    data = _load(text)
+    items = data.get("questions") if isinstance(data, dict) else None
+    if not isinstance(items, list) or len(items) != n or not all(_text(q) for q in items):
+        raise TeacherError(
+            "schema_error", f'expected {{"questions": [...]}} with {n} non-empty strings', raw=text
+        )
+    return [q.strip() for q in items]
+
+
 @dataclass(frozen=True)
 class Rating:
     """The judge's 1–10 marks for one pair; ``score`` is the weakest of the four."""
