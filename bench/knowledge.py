@@ -5,8 +5,8 @@ worded question about a trained fact better than its base, and which recipe make
     .venv/bin/python bench/knowledge.py --corpus sample --conditions recipe one_phrasing
 
 Corpora: the bundled sample (written here) and CPython's documentation topics
-(``pydoc_data.topics``, nobody here wrote them: ``--topics`` statement topics, their
-underlined headings turned into markdown headings, indented blocks into code fences). For
+(``pydoc_data.topics``, nobody here wrote them: ``--topics`` statement topics, written out
+verbatim as ``.txt``; ingest reads their underlined headings and indented blocks). For
 each corpus one real refresh (``flows.refresh``, the embedded default: extractive teacher,
 SmolLM2-135M-Instruct's tokenizer) builds the dataset and its frozen probes; then each
 condition trains (``tasks.finetune.train_run``) and evaluates (``tasks.evaluate.evaluate_run``)
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -49,38 +48,14 @@ PYDOC_TOPICS = [
     "raise",
 ]
 CONDITIONS = ("recipe", "one_phrasing", "qk", "epochs")
-_UNDERLINE = {"*": "#", "=": "##", "-": "###"}
-
-
-def rst_to_markdown(text: str) -> str:
-    """Underlined headings → ``#``/``##``/``###``; indented blocks → fenced code."""
-    lines = text.splitlines()
-    out: list[str] = []
-    in_code = False
-    for i, line in enumerate(lines):
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if re.fullmatch(r"([*=-])\1{2,}", nxt.strip()) and line.strip() and not in_code:
-            out.append(f"{_UNDERLINE[nxt.strip()[0]]} {line.strip()}")
-            continue
-        if re.fullmatch(r"([*=-])\1{2,}", line.strip()):
-            continue
-        indented = line.startswith("   ") and line.strip()
-        if indented and not in_code and (not out or not out[-1].strip()):
-            out.append("```")
-            in_code = True
-        elif in_code and line.strip() and not line.startswith("   "):
-            out += ["```", ""]
-            in_code = False
-        out.append(line[3:] if in_code else line)
-    return "\n".join([*out, "```"] if in_code else out) + "\n"
 
 
 def pydoc_corpus(folder: Path, n_topics: int) -> Path:
     from pydoc_data.topics import topics
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name in PYDOC_TOPICS[:n_topics]:
-        (folder / f"{name}.md").write_text(rst_to_markdown(topics[name]), encoding="utf-8")
+    for name in PYDOC_TOPICS[:n_topics]:  # verbatim: ingest reads their structure
+        (folder / f"{name}.txt").write_text(topics[name], encoding="utf-8")
     return folder
 
 
@@ -210,7 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", choices=["sample", "pydoc", "both"], default="both")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
-    parser.add_argument("--epochs", nargs=2, type=float, default=[2.0, 1.0],
+    parser.add_argument("--epochs", nargs=2, type=float, default=[2.5, 1.0],
                         help="the recipe's epochs, and the other number compared")  # fmt: skip
     parser.add_argument("--topics", type=int, default=len(PYDOC_TOPICS))
     parser.add_argument("--work", type=Path, default=Path("/tmp/faqforge-bench-knowledge"))

@@ -136,6 +136,8 @@ class TeacherConfig(Section):
 
 class CurateConfig(Section):
     max_answer_words: int = Field(60, ge=1)
+    # Shorter answers ("Yes.", "See below.") tell a user nothing to act on.
+    min_answer_words: int = Field(3, ge=1)
     min_question_words: int = Field(3, ge=1)
     # An answer whose content words are mostly the question's own teaches nothing.
     max_repeat_share: float = Field(0.8, gt=0, le=1)
@@ -220,6 +222,9 @@ class ValidateConfig(Section):
     min_eval_rows: int = Field(1, ge=1)
     # Knowledge-probe items: without them evaluation cannot say whether the model learned.
     min_knowledge_rows: int = Field(1, ge=0)
+    # Questions whose subject is a section name or page title ("What is NAME in git-clone(1)
+    # Manual Page?"): a dataset made of them answers nothing a user asks.
+    max_generic_question_share: float = Field(0.05, ge=0, le=1)
     # Share of the previous version's pairs a refresh may remove (a collapse, not an edit) or
     # add; raise for a deliberate rebuild (new prompt or teacher). None: unbounded.
     max_removed_share: float | None = Field(0.5, ge=0)

@@ -3,8 +3,10 @@
 The seed recipe failed because each concept had about one pair; this report makes that
 visible per run. A heading (a chunk's heading path within its document) stands for a concept.
 Reported: pairs per heading, phrasings per fact (``phrasing_counts``; dedup reports them
-again after it), chunks and documents left with zero pairs (and why: the teacher wrote none,
-or curate rejected all of them), and a summary for the dataset manifest.
+again after it), per document the share of its definition entries (options, variables,
+functions) named by a kept question and of its headings with a kept pair, chunks and
+documents left with zero pairs (and why: the teacher wrote none, or curate rejected all of
+them), and a summary for the dataset manifest.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from faqforge.records import Chunk, QAPair, Rejection
+from faqforge.structure import CONTINUED, blocks
+from faqforge.teachers.extractive import aliases, term_kind
+from tasks.text import normalise
 
 HeadingKey = tuple[str, tuple[str, ...]]  # (source, heading path)
 
@@ -100,10 +105,72 @@ def summary(
     }
 
 
+def entry_terms(chunks: list[Chunk]) -> dict[str, list[str]]:
+    """Source → the terms of its definition entries (options, variables, functions), in order."""
+    terms: dict[str, list[str]] = defaultdict(list)
+    for c in chunks:
+        for block in blocks(c.text):
+            term = block.term.removesuffix(CONTINUED)
+            if block.kind == "definition" and term not in terms[c.source]:
+                terms[c.source].append(term)
+    return terms
+
+
+def names_term(question: str, term: str) -> bool:
+    """Whether a question names an entry's term or one of its aliases ("-i, --interactive")."""
+    asked = f" {normalise(question)} "
+    return any(f" {normalise(a)} " in asked for a in aliases(term) if normalise(a))
+
+
+def global_name(term: str) -> bool:
+    """A configuration or environment variable, or a function, names one thing wherever it is
+    documented; an option or an argument belongs to its page's command."""
+    return term_kind(term) in ("config", "env", "callable")
+
+
+def document_rows(chunks: list[Chunk], kept: list[QAPair]) -> list[dict[str, Any]]:
+    """Per document: its definition entries and headings, and the share named or covered by
+    at least one kept pair (an entry counts when a question names its term: a question of its
+    own page, or of any page for a global name such as ``pull.rebase``, which dedup keeps
+    once where two pages document it alike)."""
+    questions: dict[str, list[str]] = defaultdict(list)
+    for p in kept:
+        questions[p.source].append(p.question)
+    everywhere = [p.question for p in kept]
+    headings = heading_rows(chunks, kept)
+    entries = entry_terms(chunks)
+    rows = []
+    for source in sorted({c.source for c in chunks}):
+        terms = entries.get(source, [])
+        covered = [
+            t
+            for t in terms
+            if any(names_term(q, t) for q in (everywhere if global_name(t) else questions[source]))
+        ]
+        mine = [h for h in headings if h["source"] == source]
+        rows.append(
+            {
+                "source": source,
+                "entries": len(terms),
+                "entries_covered": len(covered),
+                "entries_uncovered": [t for t in terms if t not in covered][:20],
+                "headings": len(mine),
+                "headings_covered": sum(h["pairs"] > 0 for h in mine),
+            }
+        )
+    return rows
+
+
 def coverage_report(
     chunks: list[Chunk], generated: list[QAPair], kept: list[QAPair], rejected: list[Rejection]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """``(per-heading rows, uncovered chunk rows, summary)`` for curate's output and manifest."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """``(per-heading rows, uncovered chunk rows, per-document rows, summary)`` for curate's
+    outputs and the manifest."""
     headings = heading_rows(chunks, kept)
     uncovered = uncovered_chunks(chunks, generated, kept, rejected)
-    return headings, uncovered, summary(chunks, kept, headings, uncovered)
+    documents = document_rows(chunks, kept)
+    report = summary(chunks, kept, headings, uncovered)
+    entries = sum(r["entries"] for r in documents)
+    report["definition_entries"] = entries
+    report["definition_entries_covered"] = sum(r["entries_covered"] for r in documents)
+    return headings, uncovered, documents, report

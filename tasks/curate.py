@@ -2,7 +2,8 @@
 
 A FAQ model is asked questions with no passage in sight, so a question that leans on "the
 passage" or "the text above" instead of naming its subject is useless as training data. Also
-dropped: empty or over-long answers, too-short questions, statements posing as questions,
+dropped: empty, over-long, too-short or fragmentary answers (not a sentence, or a bare
+heading), too-short questions, statements posing as questions,
 answers that only repeat the question, pairs confidently in another language, and (per config)
 boilerplate and PII-looking strings, which may instead be kept with a flag. Given the source
 chunks, a pair naming a URL or e-mail address its chunk does not contain is dropped first
@@ -30,7 +31,7 @@ from faqforge.tasking import in_prefect_run, run_stage, stage_cache_key_fn
 from tasks import language, pii
 from tasks.coverage import coverage_report
 from tasks.links import unsourced_links
-from tasks.text import words
+from tasks.text import normalise, words
 
 STAGE = "curate"
 
@@ -97,6 +98,37 @@ def check_answer_present(pair: QAPair, cfg: CurateConfig) -> Verdict:
     return bool(pair.answer.strip()), "empty_answer"
 
 
+# A sentence opens with a capital, a digit, a code span, a quote or a bracket, and ends with
+# . ! or ? (then maybe a closing quote, bracket or code span).
+_SENTENCE_START = re.compile(r"^[\"'“‘(\[`*_]*[A-Z0-9<$./%-]")
+_SENTENCE_END = re.compile(r"[.!?][\"'’”)\]`*_]*$")
+
+
+def check_answer_is_sentence(pair: QAPair, cfg: CurateConfig) -> Verdict:
+    """Fails fragments: ``"the time zone is omitted when ..."`` (a cut clause), ``"Options:"``
+    (a lead-in), ``"-"`` (a list bullet). A FAQ answer reads as whole sentences; one may open
+    with a lower-case name ("faqforge runs ...", "git-clone clones ..."), not a common word."""
+    answer = pair.answer.strip()
+    first = answer.split()[0].lower().lstrip("\"'“‘(`*_") if answer.split() else ""
+    opens = bool(_SENTENCE_START.match(answer)) or (
+        first[:1].isalpha() and first not in _FUNCTION_WORDS
+    )
+    return opens and bool(_SENTENCE_END.search(answer)), "answer_not_sentence"
+
+
+def check_answer_min_words(pair: QAPair, cfg: CurateConfig) -> Verdict:
+    """Fails ``"Yes."`` and ``"See below."``: under ``cfg.min_answer_words`` words says nothing
+    a user can act on."""
+    return len(pair.answer.split()) >= cfg.min_answer_words, "answer_too_short"
+
+
+def check_answer_not_heading(pair: QAPair, cfg: CurateConfig) -> Verdict:
+    """Fails an answer that only repeats its page title or a heading ("Table of Contents",
+    "git-rebase(1) Manual Page"): a label, not an answer."""
+    answer = normalise(pair.answer)
+    return all(answer != normalise(h) for h in pair.heading_path), "answer_is_heading"
+
+
 def check_question_length(pair: QAPair, cfg: CurateConfig) -> Verdict:
     """Fails ``"Retries?"``: under ``cfg.min_question_words`` words cannot name a subject."""
     return len(pair.question.split()) >= cfg.min_question_words, "question_too_short"
@@ -149,6 +181,9 @@ RULES: list[Callable[[QAPair, CurateConfig], Verdict]] = [
     check_passage_reference,
     check_answer_length,
     check_answer_present,
+    check_answer_is_sentence,
+    check_answer_min_words,
+    check_answer_not_heading,
     check_question_length,
     check_is_question,
     check_answer_adds_something,
@@ -253,9 +288,9 @@ def curate(
         outputs: dict[str, Any] = {"pairs": kept, "rejections": rejected}
         stats: dict[str, Any] = {"flagged": dict(Counter(f for p in kept for f in p.flags))}
         if chunks is not None:
-            outputs["coverage"], outputs["uncovered"], stats["coverage"] = coverage_report(
-                source_chunks, items, kept, rejected
-            )
+            report = coverage_report(source_chunks, items, kept, rejected)
+            outputs["coverage"], outputs["uncovered"], outputs["documents"] = report[:3]
+            stats["coverage"] = report[3]
         return outputs, counts, stats
 
     params = {"pairs": pairs, "cfg": cfg, "workspace": workspace, "chunks": chunks}

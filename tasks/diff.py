@@ -9,7 +9,7 @@ change bound in validation reads. Not covered: matching paraphrased questions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,9 @@ def dataset_diff(
     }
 
 
-def change_shares(previous_dir: Path | None, train: list[QAPair], evals: list[QAPair]) -> dict:
+def change_shares(
+    previous_dir: Path | None, train: Sequence[QAPair], evals: Sequence[QAPair]
+) -> dict:
     """``added_share`` / ``removed_share`` against a version folder (None: no previous)."""
     if previous_dir is None:
         return {"added_share": None, "removed_share": None}

@@ -20,6 +20,7 @@ predictions.csv, metrics.json, manifest.json; the run's model card gets the head
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,7 @@ def generate(
 def run_judge(
     teacher: TeacherConfig,
     cfg: EvaluateConfig,
-    pairs: list[QAPair],
+    pairs: Sequence[QAPair],
     texts: dict[str, list[str]],
     cache: EvalCache,
 ) -> Any:

@@ -42,21 +42,30 @@ BOILERPLATE = re.compile(
     r"accept (?:all )?cookies|subscribe to our|sign up for our newsletter|"
     r"skip to (?:main )?content|"
     r"back to top|lorem ipsum|terms of (?:use|service)|privacy policy|page \d+ of \d+|"
-    r"share on (?:twitter|facebook|linkedin)|this page was last (?:edited|updated))\b",
+    r"share on (?:twitter|facebook|linkedin)|this page was last (?:edited|updated)|"
+    r"last updated|part of the [\w()-]+ suite|table of contents)\b",
     re.IGNORECASE,
 )
 
 
-def _is_phone(match: str) -> bool:
-    digits = sum(c.isdigit() for c in match)
-    return 9 <= digits <= 15 and not _ISO_DATE.match(match)
+# A date inside the digits ("2024-05-31 00", "31/05/2024"), or a clock time right after them
+# ("... 00:35:55 UTC"): a timestamp, not a number to call.
+_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
+_CLOCK = re.compile(r"^:\d{2}")
+
+
+def _is_phone(match: re.Match[str]) -> bool:
+    found = match.group()
+    digits = sum(c.isdigit() for c in found)
+    timestamp = _DATE.search(found) or _CLOCK.match(match.string[match.end() :])
+    return 9 <= digits <= 15 and not _ISO_DATE.match(found) and not timestamp
 
 
 def find_pii(text: str) -> list[str]:
     """Kinds of PII-looking strings in ``text``, sorted: ``"mail jo@x.org"`` → ``["email"]``."""
     kinds = []
     for kind, pattern in PATTERNS.items():
-        matches = [m.group() for m in pattern.finditer(text)]
+        matches = list(pattern.finditer(text))
         if kind == "phone":
             matches = [m for m in matches if _is_phone(m)]
         if matches:
@@ -69,7 +78,7 @@ def redact(text: str) -> str:
     for kind, pattern in PATTERNS.items():
 
         def mask(match: re.Match[str], kind: str = kind) -> str:
-            if kind == "phone" and not _is_phone(match.group()):
+            if kind == "phone" and not _is_phone(match):
                 return match.group()
             return f"[{kind.upper()}]"
 

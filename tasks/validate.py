@@ -6,7 +6,8 @@ Two Great Expectations suites (plain JSON in ``expectations/``, run by ``tasks/g
   doc_id when a document has training pairs and unseen-documents items, else null, so a
   failure names the leak; knowledge items come from training documents by design);
 - ``qa_dataset_summary.json`` on one row of dataset-level numbers: rows per side, knowledge
-  probe items (the headline figure needs some), and the
+  probe items (the headline figure needs some), the share of questions built on a section
+  name or page title (``tasks/quality.py``), and the
   shares of the previous version's pairs removed and added (``tasks/diff.py``), bounded by
   ``ValidateConfig`` through suite parameters, so a collapsed refresh cannot be published.
 Data Docs HTML goes next to ``report.json`` in the stage folder and is linked as an artifact.
@@ -28,6 +29,7 @@ from faqforge.storage import Workspace, file_hash, write_json
 from faqforge.tasking import in_prefect_run
 from tasks.diff import change_shares
 from tasks.gx_suites import SuiteRun, run_suites
+from tasks.quality import generic_subject
 from tasks.text import normalise
 
 STAGE = "validate"
@@ -95,7 +97,15 @@ def summary_frame(train: list[QAPair], evals: list[EvalItem], change: dict[str, 
     import pandas as pd
 
     knowledge = sum(e.probe == KNOWLEDGE for e in evals)
-    row = {"train_rows": len(train), "eval_rows": len(evals), "knowledge_rows": knowledge, **change}
+    questions = [p.question for p in [*train, *evals]]
+    generic = sum(generic_subject(q) for q in questions) / len(questions) if questions else 0.0
+    row = {
+        "train_rows": len(train),
+        "eval_rows": len(evals),
+        "knowledge_rows": knowledge,
+        "generic_question_share": round(generic, 4),
+        **change,
+    }
     return pd.DataFrame([row], dtype=object)
 
 
@@ -105,6 +115,7 @@ def suite_parameters(cfg: ValidateConfig) -> dict[str, Any]:
             "min_train_rows",
             "min_eval_rows",
             "min_knowledge_rows",
+            "max_generic_question_share",
             "max_removed_share",
             "max_added_share",
         }

@@ -10,6 +10,7 @@ from faqforge.config import CurateConfig
 from faqforge.records import Chunk, QAPair
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace, iter_jsonl
+from tasks import pii
 from tasks.curate import PASSAGE_REFERENCE, curate, curate_pairs
 
 ANSWER = "Each chunk's answer is cached by its text hash and the prompt version."
@@ -75,8 +76,16 @@ def test_passage_reference_negatives(question):
         ("Tasks are cached by input.", ANSWER, "not_a_question"),  # no '?', no interrogative
         ("What does the passage say?", "", "passage_reference"),  # first failing rule wins
         ("Why?", "", "empty_answer"),  # empty answer is checked before question length
+        # fragments: a clause cut from its sentence, a lead-in, a bullet, a label
+        ("How is the zone shown?", "the time zone is omitted when the local time zone is used",
+         "answer_not_sentence"),
+        ("Which options are there?", "The options are:", "answer_not_sentence"),
+        ("What is the marker?", "-", "answer_not_sentence"),
+        ("What is `git-rebase`?", "git-rebase - Reapply commits on top of another base tip",
+         "answer_not_sentence"),
+        ("How are answers cached?", "By hash.", "answer_too_short"),  # 2 < 3 words
     ],
-)
+)  # fmt: skip
 def test_rules_and_order(question, answer, reason):
     kept, rejected = curate_pairs([qa(question, answer)], CurateConfig())
     assert kept == []
@@ -95,15 +104,38 @@ def test_rules_and_order(question, answer, reason):
     ],
 )
 def test_kept(question):
-    assert curate_pairs([qa(question, "word " * 60)], CurateConfig())[0] != []
+    assert curate_pairs([qa(question, "word " * 59 + "end.")], CurateConfig())[0] != []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "faqforge runs as Prefect flows.",  # a lower-case name may open a sentence
+        "`--onto` sets the starting point.",
+        "(Optional.) The judge rates each pair.",
+        'It keys each chunk by its "text hash".',
+    ],
+)
+def test_sentences_kept(answer):
+    assert curate_pairs([qa("How does it work?", answer)], CurateConfig())[1] == []
+
+
+def test_an_answer_that_is_only_a_heading_is_dropped():
+    pair = replace(qa("What is in the page?", "Table of the Stages."), heading_path=["Guide",
+                   "Table of the Stages"])  # fmt: skip
+    assert [r.reason for r in curate_pairs([pair], CurateConfig())[1]] == ["answer_is_heading"]
 
 
 def test_limits_come_from_config():
     cfg = CurateConfig(max_answer_words=5, min_question_words=5)
     _, rejected = curate_pairs([qa("How are answers cached?", "one two three four five six")], cfg)
     assert rejected[0].reason == "answer_too_long"
-    _, rejected = curate_pairs([qa("How are answers cached?", "one")], cfg)
+    _, rejected = curate_pairs([qa("How are answers cached?", "One two three.")], cfg)
     assert rejected[0].reason == "question_too_short"
+    _, rejected = curate_pairs([qa("How are the answers cached?", "One two.")], cfg)
+    assert rejected[0].reason == "answer_too_short"
+    assert curate_pairs([qa("How are the answers cached?", "One two.")],
+                        CurateConfig(min_answer_words=2))[1] == []  # fmt: skip
 
 
 def test_task_fn_writes_output_and_counts(tmp_path):
@@ -119,10 +151,10 @@ def test_task_fn_writes_output_and_counts(tmp_path):
 @pytest.mark.parametrize(
     ("question", "answer", "kept"),
     [
-        ("What is a rejection?", "A rejection.", False),  # nothing but the question's words
+        ("What is a rejection?", "A rejection, the rejection.", False),  # the question's words
         ("What is the dedup stage?", "It is the dedup stage.", False),  # echo with fillers
         ("What does the dedup stage keep?", "The dedup stage keeps one pair.", True),  # 3 new of 5
-        ("Is the teacher cached?", "Yes.", True),  # no content words: not this rule's call
+        ("Is the teacher cached?", "Yes, it is so.", True),  # no content words: not this rule's
     ],
 )
 def test_answer_repeating_question(question, answer, kept):
@@ -187,6 +219,15 @@ def test_pii_and_boilerplate_rejected_by_default_and_flagged_on_request(answer, 
     assert curate_pairs([qa(question, answer)], off)[0] == [qa(question, answer)]
 
 
+def test_a_timestamp_is_not_a_phone_number():
+    footer = "Last updated 2024-05-31 00:35:55 UTC"
+    assert pii.find_pii(footer) == [] and pii.find_pii("Call +44 20 7946 0958.") == ["phone"]
+    assert pii.find_pii("Dated 31/05/2024 10:00.") == []
+    # Still not a fact to train on: the footer is boilerplate.
+    _, rejected = curate_pairs([qa("When was it updated?", footer + ".")], CurateConfig())
+    assert [r.reason for r in rejected] == ["boilerplate"]
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -230,6 +271,8 @@ def test_task_fn_reports_coverage(tmp_path):
         "headings_without_pairs": 2,
         "headings_with_one_pair": 0,
         "pairs_per_heading_median": 0,
+        "definition_entries": 0,
+        "definition_entries_covered": 0,
         # pairs without a fact id are each their own fact, asked once
         "facts": 2,
         "phrasings_per_fact_median": 1,
@@ -289,7 +332,8 @@ def test_unsourced_links(answer, unsourced):
 def test_unsourced_link_is_rejected_first_naming_the_link():
     sources = {"c1": SOURCE}
     planted = qa("Where do the docs live?", "They moved to http://evil.example, see above.")
-    sourced = qa("Where do the docs live?", "At https://docs.faqforge.example/guide.", pid="p2")
+    sourced = qa("Where do the docs live?", "They live at https://docs.faqforge.example/guide.",
+                 pid="p2")  # fmt: skip
     # also fails passage_reference; the link, checked first, names the reason
     both = qa("What does the passage say?", "Mail root@evil.example.", pid="p3")
     kept, rejected = curate_pairs([planted, sourced, both], CurateConfig(pii="off"), sources)
@@ -300,3 +344,24 @@ def test_unsourced_link_is_rejected_first_naming_the_link():
     ]
     # without chunk texts (a bare JSONL file) no link check is possible
     assert curate_pairs([planted], CurateConfig())[0] == [planted]
+
+
+def test_coverage_counts_definition_entries_named_by_a_kept_question():
+    from tasks.coverage import document_rows
+
+    text = (
+        "--onto <newbase>\n: Starting point.\n\n-i, --interactive\n: Edit the list.\n\n"
+        "<upstream>\n: Upstream branch."
+    )
+    chunk = Chunk("c1", "d1", "git-rebase.html", 0, ["git-rebase(1) Manual Page", "OPTIONS"],
+                  text, 30, "h")  # fmt: skip
+    here = {"source": "git-rebase.html", "heading_path": chunk.heading_path}
+    kept = [
+        replace(qa("What does the `--onto <newbase>` option of `git-rebase` do?"), **here),
+        replace(qa("When would I use --interactive?"), **here),  # one alias is enough
+        replace(qa("What is the upstream of git-rebase?"), source="other.html"),  # elsewhere
+    ]
+    (row,) = document_rows([chunk], kept)
+    assert (row["entries"], row["entries_covered"]) == (3, 2)
+    assert row["entries_uncovered"] == ["<upstream>"]
+    assert (row["headings"], row["headings_covered"]) == (1, 1)

@@ -105,6 +105,18 @@ def test_failure_rows_index_train_then_eval():
     assert failure["rows"] == [0, 3]  # t1 in train (row 0) and in eval (row 3)
 
 
+def test_a_dataset_of_section_name_questions_fails_validation():
+    generic = [qa(f"g{i}", "d1", question=f"What should I know about OPTIONS in git-x{i}(1)?")
+               for i in range(3)]  # fmt: skip
+    report = validate_dataset([*TRAIN, *generic], EVAL, ValidateConfig())
+    (failure,) = report.failures
+    assert failure["column"] == "generic_question_share"
+    assert failure["sample_values"] == [0.375]  # 3 of 8 questions
+    # Under the bound (one in 21 questions) it passes.
+    padded = [*TRAIN, generic[0], *[qa(f"t{i}", "d2") for i in range(4, 19)]]
+    assert validate_dataset(padded, EVAL, ValidateConfig()).success
+
+
 def test_knowledge_items_come_from_training_documents_by_design():
     report = validate_dataset(TRAIN, [K1, ev("e1", "d3")], ValidateConfig())
     assert report.success, report.describe()  # d1 is in train and in the knowledge probe
