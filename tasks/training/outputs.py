@@ -141,14 +141,19 @@ def add_evaluation_to_card(run_dir: Path, metrics: dict[str, Any]) -> None:
         return
     card = path.read_text(encoding="utf-8").split(f"\n{EVALUATION}\n")[0].rstrip("\n")
     lift = metrics["knowledge_lift"]
+    measured = (
+        f"{lift['value']:+.3f}, 95% interval [{lift['ci95'][0]:+.3f}, {lift['ci95'][1]:+.3f}]"
+        if lift["value"] is not None
+        else "not measured"
+    )
+    verdict = "promoted to runs/CHAMPION" if metrics["promoted"] else "not promoted"
     lines = [
         "",
         EVALUATION,
         "",
         metrics["headline"],
         "",
-        f"Knowledge lift ({lift['metric']}): {lift['value']}, 95% interval {lift['ci95']}; "
-        f"promoted: {metrics['promoted']}. Full report: `eval/report.md`.",
+        f"Knowledge lift ({lift['metric']}): {measured}; {verdict}. Full report: `eval/report.md`.",
     ]
     write_model_card(run_dir, card + "\n" + "\n".join(lines) + "\n")
 
