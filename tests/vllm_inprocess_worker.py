@@ -31,7 +31,7 @@ async def ask_all(model: str, n: int) -> dict:
     teacher = make_teacher(cfg)
     replies = await asyncio.gather(*(teacher.generate(c, 2) for c in sample_chunks(n)))
     return {
-        "pairs": [r.pairs for r in replies],
+        "facts": [[len(f.questions) for f in r.facts] for r in replies],
         "usage": [[r.usage.prompt_tokens, r.usage.completion_tokens] for r in replies],
         "batches": teacher.backend.batch_sizes,
     }
