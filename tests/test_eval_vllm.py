@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from faqforge.config import EvaluateConfig, TeacherConfig
-from faqforge.records import QAPair
+from faqforge.records import KNOWLEDGE, EvalItem
 from faqforge.storage import Workspace, read_json, write_json, write_jsonl
 from faqforge.teachers.openai_compat import OpenAIBackend
 from tasks.eval_cache import EvalCache
 from tasks.eval_judge import VERDICTS, JudgePrompts
 from tasks.eval_judging import Item, judge_items
+from tasks.publish import PROBE_RULES
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 SYSTEM = "You answer questions about the organisation's documentation."
@@ -111,9 +112,14 @@ def test_evaluate_run_on_vllm_with_judge(lora_server, tmp_path):
 
     ws = Workspace(tmp_path / "ws")
     dataset = tmp_path / "ds"
-    pairs = [QAPair(f"q{i}", q, "Reports are kept under runs/<id>/eval.", "d", "c", "s", "p", "t")
+    # The headline figures (base, tuned, pairwise) are the knowledge probe's: ask that one.
+    pairs = [EvalItem(f"q{i}", q, "Reports are kept under runs/<id>/eval.", "d", "c", "s", "p",
+                      "t", probe=KNOWLEDGE, taught_by=[f"t{i}"])
              for i, q in enumerate(QUESTIONS)]  # fmt: skip
     write_jsonl(dataset / "eval.jsonl", pairs)
+    probes = {probe: {"items": len(pairs) if probe == KNOWLEDGE else 0, **rules}
+              for probe, rules in PROBE_RULES.items()}  # fmt: skip
+    write_json(dataset / "manifest.json", {"eval": {"probes": probes}})  # as publish writes it
     run_dir = ws.runs / "ft-vllm"
     write_json(run_dir / "manifest.json", {
         "run_id": "ft-vllm", "dataset_dir": str(dataset), "dataset_version": "ds-vllm",

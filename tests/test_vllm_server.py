@@ -95,8 +95,9 @@ def test_in_process_vllm_kind_batches_and_parses(tmp_path, vllm_python):
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
-    # Parsed from real JSON: 1 or 2 facts per chunk, each asked 2 or 3 ways.
-    assert all(1 <= len(facts) <= 2 for facts in result["facts"])
-    assert all(1 <= n <= 3 for facts in result["facts"] for n in facts)
+    # Parsed from real JSON: the one fact asked of each chunk, asked two ways (one, when a
+    # random model repeats itself: repeats count once).
+    assert all(len(facts) == 1 for facts in result["facts"])
+    assert all(1 <= n <= 2 for facts in result["facts"] for n in facts)
     assert all(p > 100 and c > 0 for p, c in result["usage"])
     assert result["batches"] == [4]  # four concurrent chunks, one engine call

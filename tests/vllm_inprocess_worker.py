@@ -24,12 +24,12 @@ from faqforge.teachers import make_teacher
 async def ask_all(model: str, n: int) -> dict:
     cfg = TeacherConfig(
         kind="vllm", model=model, concurrency=n, min_facts=1, max_facts=1, max_answer_words=5,
-        max_tokens=512,
-        vllm_engine_args={"dtype": "float32", "max_model_len": 2048,
-                          "hf_overrides": {"max_position_embeddings": 2048}},
+        phrasings=2, max_tokens=1536,  # a random model pads the JSON with whitespace
+        vllm_engine_args={"dtype": "float32", "max_model_len": 4096,
+                          "hf_overrides": {"max_position_embeddings": 4096}},
     )  # fmt: skip
     teacher = make_teacher(cfg)
-    replies = await asyncio.gather(*(teacher.generate(c, 2) for c in sample_chunks(n)))
+    replies = await asyncio.gather(*(teacher.generate(c, 1) for c in sample_chunks(n)))
     return {
         "facts": [[len(f.questions) for f in r.facts] for r in replies],
         "usage": [[r.usage.prompt_tokens, r.usage.completion_tokens] for r in replies],
