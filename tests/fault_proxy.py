@@ -6,7 +6,11 @@ fault is scripted. ``proxy.faults`` is consumed one per request, first in first 
   succeed), ``"echo_key"`` (a 401 repeating the Authorization header, as some proxies do);
 - ``"timeout"``: holds the request ``hang_s`` seconds, then drops it (the client times out);
 - ``"disconnect"``: closes the connection without a reply;
-- ``"malformed"``: forwards, then cuts the model's reply text mid-JSON (usage kept).
+- ``"malformed"``: forwards, then cuts the model's reply text mid-JSON (usage kept);
+- ``"html_200"``, ``"bad_utf8_200"``: a 200 whose body is an HTML page (as a captive portal or
+  a misrouted gateway sends) or is not UTF-8;
+- ``"drip"``: forwards, then sends the reply one byte every ``drip_s`` seconds;
+- ``"negative_usage"``: forwards with ``usage`` counts made negative (a broken proxy).
 Every request body and Authorization header is recorded; ``max_in_flight`` tracks
 concurrency as the upstream sees it.
 """
@@ -27,10 +31,11 @@ from loopback import LoopbackServer
 class FaultProxy(LoopbackServer):
     """``with FaultProxy("http://127.0.0.1:8000/v1") as proxy: ... proxy.base_url``."""
 
-    def __init__(self, upstream: str, hang_s: float = 5.0):
+    def __init__(self, upstream: str, hang_s: float = 5.0, drip_s: float = 1.0):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.hang_s = hang_s
+        self.drip_s = drip_s
         self.faults: deque[str] = deque()
         self.auth_headers: list[str] = []
         super().__init__()
@@ -76,6 +81,11 @@ class FaultProxy(LoopbackServer):
                     self.close_connection = True
                 elif fault == "disconnect":
                     self.close_connection = True
+                elif fault == "html_200":
+                    page = b"<!DOCTYPE html><html><body><h1>Gateway</h1></body></html>"
+                    self._send_bytes(200, page, "text/html")
+                elif fault == "bad_utf8_200":
+                    self._send_bytes(200, b'{"id": "\xff\xfe", "choices": []}')
                 else:
                     status, data = proxy.forward(self.path, body, auth)
                     if fault == "malformed" and status == 200:
@@ -83,21 +93,34 @@ class FaultProxy(LoopbackServer):
                         text = reply["choices"][0]["message"]["content"] or ""
                         reply["choices"][0]["message"]["content"] = text[: len(text) // 2]
                         data = json.dumps(reply).encode()
-                    self._send_bytes(status, data)
+                    if fault == "negative_usage" and status == 200:
+                        reply = json.loads(data)
+                        reply["usage"] = {"prompt_tokens": -1_000_000,
+                                          "completion_tokens": -1_000_000,
+                                          "total_tokens": -2_000_000}  # fmt: skip
+                        data = json.dumps(reply).encode()
+                    self._send_bytes(status, data, drip=fault == "drip")
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 self._send_bytes(status, json.dumps(payload).encode())
 
-            def _send_bytes(self, status: int, data: bytes) -> None:
+            def _send_bytes(
+                self, status: int, data: bytes, kind: str = "application/json", drip: bool = False
+            ) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 if status in (429, 500):
                     self.send_header("retry-after-ms", "1")
                 self.end_headers()
                 try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client was killed
+                    if not drip:
+                        self.wfile.write(data)
+                    for i in range(len(data) if drip else 0):
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(proxy.drip_s)
+                except (BrokenPipeError, ConnectionResetError):  # the client went away
                     self.close_connection = True
 
             def log_message(self, *args: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import traceback
 
 import httpx
@@ -247,3 +248,47 @@ def test_run_killed_with_sigkill_resumes_sending_only_what_is_left(tmp_path):
     ids = [p.id for p in result.pairs]
     assert len(ids) == len(set(ids)) and result.rejections == []
     assert len({p.chunk_id for p in result.pairs}) == 24
+
+
+@pytest.mark.parametrize("fault", ["html_200", "bad_utf8_200"])
+def test_a_malformed_200_is_that_chunks_failure_naming_chunk_and_endpoint(
+    proxy, cfg, tmp_path, fault
+):
+    cfg = cfg.model_copy(update={"max_failure_share": 0.5})
+    proxy.faults.append(fault)  # the first request gets it; the other chunk is answered
+    result = asyncio.run(
+        generate_for_chunks([chunk(0), chunk(1)], make_teacher(cfg), tmp_path, cfg)
+    )  # fmt: skip
+    (rej,) = result.rejections
+    assert rej.reason == "bad_reply" and rej.stage == "generate"
+    assert rej.record["source"] == "guide.md" and rej.record_id in ("c0", "c1")
+    assert proxy.base_url in rej.detail and "HTTP 200" in rej.detail
+    assert len(result.pairs) == 4 and result.stats.failed == 1
+
+
+def test_a_malformed_200_counts_toward_max_failure_share(proxy, cfg, tmp_path):
+    proxy.faults.extend(["html_200", "html_200"])
+    with pytest.raises(GenerateFailed) as info:
+        asyncio.run(generate_for_chunks([chunk(0), chunk(1)], make_teacher(cfg), tmp_path, cfg))
+    assert {r.reason for r in info.value.rejections} == {"bad_reply"}
+
+
+def test_timeout_is_a_total_deadline_not_per_read(server, cfg, tmp_path):
+    # One byte every 0.2 s: each read arrives well inside the client's read timeout, the
+    # whole reply would take minutes; the request ends at timeout_s (1 s), twice (1 retry).
+    with FaultProxy(server.base_url, drip_s=0.2) as slow:
+        slow.faults.extend(["drip", "drip"])
+        fast = cfg.model_copy(update={"base_url": slow.base_url, "timeout_s": 1.0})
+        started = time.monotonic()
+        with pytest.raises(TeacherError) as info:
+            asyncio.run(ask(make_teacher(fast), chunk(0)))
+        took = time.monotonic() - started
+    assert info.value.reason == "http_error" and "within 1 s" in info.value.detail
+    assert took < 10  # two 1 s attempts and a short backoff, not 2 × (bytes × 0.2 s)
+
+
+def test_negative_usage_is_clamped_and_cannot_refill_the_budget(proxy, cfg, tmp_path, caplog):
+    proxy.faults.append("negative_usage")
+    reply = asyncio.run(ask(make_teacher(cfg), chunk(0)))
+    assert reply.usage.prompt_tokens == 0 and reply.usage.completion_tokens == 0
+    assert "negative token usage" in caplog.text

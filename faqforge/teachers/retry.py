@@ -15,8 +15,9 @@ import openai
 
 
 def is_transient(exc: BaseException) -> bool:
-    """``is_transient(openai.APITimeoutError(...))`` → True; a 400 or 401 → False."""
-    if isinstance(exc, openai.APIConnectionError):  # APITimeoutError is one
+    """``is_transient(openai.APITimeoutError(...))`` → True; a 400 or 401 → False. A request
+    past its total deadline (``TimeoutError``) is transient too."""
+    if isinstance(exc, openai.APIConnectionError | TimeoutError):  # APITimeoutError is one
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 429) or exc.status_code >= 500
