@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import sys
 import unicodedata
 from collections import Counter
@@ -301,6 +302,32 @@ def decode_text(data: bytes) -> tuple[str, str]:
         return detect_encoding(data, f"invalid UTF-8 at byte {exc.start}")
 
 
+# Content that an extension does not announce: a PDF saved as .html would become training
+# pairs made of PDF syntax. (kind, leading bytes, the extension it should have)
+MAGIC = (
+    ("PDF", b"%PDF-", ".pdf"),
+    ("ZIP archive (docx, xlsx, epub?)", b"PK\x03\x04", ".zip"),
+    ("PNG image", b"\x89PNG\r\n\x1a\n", ".png"),
+    ("JPEG image", b"\xff\xd8\xff", ".jpg"),
+    ("GIF image", b"GIF8", ".gif"),
+    ("gzip archive", b"\x1f\x8b", ".gz"),
+    ("ELF executable", b"\x7fELF", ".elf"),
+)
+
+
+def check_content_type(data: bytes, suffix: str) -> None:
+    """Raise ``Rejected("wrong_type")`` when the bytes are another format than ``suffix``."""
+    head = data[:1024].lstrip()
+    if suffix == ".pdf":
+        if b"%PDF-" not in data[:1024]:
+            raise Rejected("wrong_type", f"no %PDF- header: not a PDF (starts {data[:16]!r})")
+        return
+    for kind, magic, ext in MAGIC:
+        if head.startswith(magic):
+            hint = "; rename it to .pdf" if ext == ".pdf" else ""
+            raise Rejected("wrong_type", f"content is a {kind}, not {suffix} text{hint}")
+
+
 def extract_text(
     data: bytes, suffix: str, dropped: list[dict[str, str]] | None = None
 ) -> tuple[str, str | None]:
@@ -334,18 +361,21 @@ def read_document(
     """One file → one document and the text encoding it was read in (None for PDF); raises
     ``Rejected`` with the rule it broke. ``root`` must be resolved already. Blocks dropped as
     page furniture are appended to ``dropped`` with the file's ``source``."""
-    real = path.resolve()
+    real = resolved(path)
     if not real.is_relative_to(root):
         raise Rejected("outside_root", f"resolves to {real}, outside the corpus root")
     try:
-        size = real.stat().st_size
-        if size > cfg.max_file_bytes:
+        info = real.stat()
+        if not stat.S_ISREG(info.st_mode):  # reading a named pipe would wait forever
+            raise Rejected("not_a_file", "a named pipe, socket or device, not a regular file")
+        if info.st_size > cfg.max_file_bytes:
             limit = f"ingest.max_file_bytes={cfg.max_file_bytes}"
-            raise Rejected("too_large", f"{size} bytes > {limit}")
+            raise Rejected("too_large", f"{info.st_size} bytes > {limit}")
         data = real.read_bytes()
     except OSError as exc:  # dangling link, permissions, vanished mid-run
         raise Rejected("unreadable", f"{type(exc).__name__}: {exc.strerror or exc}") from exc
     suffix = path.suffix.lower()
+    check_content_type(data, suffix)
     furniture: list[dict[str, str]] = []
     text, encoding = extract_text(data, suffix, furniture)
     if not text:
@@ -362,6 +392,23 @@ def read_document(
         content_hash=sha256_text(text),
     )
     return doc, encoding
+
+
+def resolved(path: Path) -> Path:
+    """``path.resolve()``; a symlink loop is that file's rejection, not the run's end."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # RuntimeError: "Symlink loop" before 3.13
+        raise Rejected("unreadable", f"cannot resolve the link: {exc}") from exc
+
+
+def _size(path: Path) -> int:
+    for size_of in (path.stat, path.lstat):  # a dangling or looping link: its own size
+        try:
+            return size_of().st_size
+        except (OSError, RuntimeError):
+            continue
+    return 0
 
 
 def iter_candidates(root: Path, extensions: list[str]) -> Iterator[Path]:
@@ -400,22 +447,21 @@ def ingest_corpus(
         source = path.relative_to(root).as_posix()
         try:
             if path.is_dir():  # a symlinked directory: only an escape is worth reporting
-                if path.resolve().is_relative_to(root):
+                if (target := resolved(path)).is_relative_to(root):
                     continue
-                raise Rejected("outside_root", f"directory link to {path.resolve()}, not followed")
+                raise Rejected("outside_root", f"directory link to {target}, not followed")
             doc, encoding = read_document(path, root, cfg, dropped)
             docs.append(doc)
             if encoding not in (None, "utf_8") and encodings is not None:
                 encodings[source] = encoding
         except Rejected as rej:
-            size = path.stat().st_size if path.exists() else path.lstat().st_size
             rejections.append(
                 Rejection(
                     record_id=source,
                     stage=STAGE,
                     reason=rej.reason,
                     detail=f"{source}: {rej.detail}",
-                    record={"source": source, "bytes": size},
+                    record={"source": source, "bytes": _size(path)},
                 )
             )
     return docs, rejections

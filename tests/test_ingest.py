@@ -158,7 +158,11 @@ def test_pdf_text_layer_is_read(tmp_path: Path) -> None:
     [
         ("blank.md", "  \n\n\t\n", "empty"),  # whitespace only
         ("scripts-only.html", "<script>x()</script><style>p{}</style>", "empty"),  # no visible text
-        ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),  # NUL bytes
+        ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "wrong_type"),  # PNG magic
+        ("blob.md", b"some\x00bytes\x00with NULs", "binary"),  # NUL bytes, no known magic
+        ("report.html", b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n", "wrong_type"),
+        ("archive.txt", b"PK\x03\x04\x14\x00", "wrong_type"),  # a docx saved as .txt
+        ("fake.pdf", b"<html><body>Not a PDF.</body></html>", "wrong_type"),
         # Latin-1: cp1250 and cp1252 read "è" differently and score alike, so no guess.
         ("latin1.md", "caf\u00e9 cr\u00e8me".encode("latin-1"), "not_utf8"),
         ("noise.txt", noise(0), "not_utf8"),  # binary without NUL bytes: no encoding fits
@@ -316,3 +320,16 @@ def test_ten_thousand_small_files_one_document_each(tmp_path: Path) -> None:
     docs = out.read("documents", Document)
     assert len({d.doc_id for d in docs}) == 10_000
     assert docs[1234].source == "d012/note-01234.md" and docs[1234].text.endswith("Item 1234 text.")
+
+
+def test_a_symlink_loop_and_a_named_pipe_are_one_rejection_each(tmp_path: Path) -> None:
+    write(tmp_path, "good.md", "# Guide\n\nThe guide is read.\n")
+    (tmp_path / "loop.md").symlink_to(tmp_path / "loop.md")  # points at itself
+    (tmp_path / "a.md").symlink_to(tmp_path / "b.md")
+    (tmp_path / "b.md").symlink_to(tmp_path / "a.md")
+    os.mkfifo(tmp_path / "pipe.md")  # reading it would block forever
+    docs, rejections = ingest_corpus(tmp_path, CFG)
+    assert [d.source for d in docs] == ["good.md"]
+    by_source = {r.record_id: r.reason for r in rejections}
+    assert by_source == {"a.md": "unreadable", "b.md": "unreadable", "loop.md": "unreadable",
+                         "pipe.md": "not_a_file"}  # fmt: skip
