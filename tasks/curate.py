@@ -89,8 +89,17 @@ def check_passage_reference(pair: QAPair, cfg: CurateConfig) -> Verdict:
 
 
 def check_answer_length(pair: QAPair, cfg: CurateConfig) -> Verdict:
-    """Fails answers over ``cfg.max_answer_words`` whitespace words: a FAQ answer is short."""
-    return len(pair.answer.split()) <= cfg.max_answer_words, "answer_too_long"
+    """Fails answers over ``cfg.max_answer_words`` whitespace words or ``max_answer_chars``
+    characters: a FAQ answer is short."""
+    ok = len(pair.answer) <= cfg.max_answer_chars and len(pair.answer.split()) <= (
+        cfg.max_answer_words
+    )
+    return ok, "answer_too_long"
+
+
+def check_question_max_length(pair: QAPair, cfg: CurateConfig) -> Verdict:
+    """Fails questions over ``cfg.max_question_chars`` characters: a user asks in a line."""
+    return len(pair.question) <= cfg.max_question_chars, "question_too_long"
 
 
 def check_answer_present(pair: QAPair, cfg: CurateConfig) -> Verdict:
@@ -185,6 +194,7 @@ RULES: list[Callable[[QAPair, CurateConfig], Verdict]] = [
     check_answer_min_words,
     check_answer_not_heading,
     check_question_length,
+    check_question_max_length,
     check_is_question,
     check_answer_adds_something,
     check_language,
@@ -214,9 +224,19 @@ def first_failure(pair: QAPair, cfg: CurateConfig) -> str | None:
     return None
 
 
+# Rejections are published with the dataset: a runaway 1 MB answer is recorded cut.
+RECORD_CHARS = 2000
+
+
+def _clip(text: str) -> str:
+    cut = len(text) - RECORD_CHARS
+    return text if cut <= 0 else f"{text[:RECORD_CHARS]} …[{cut} more characters]"
+
+
 def _rejection(pair: QAPair, reason: str, detail: str) -> Rejection:
+    shown = replace(pair, question=_clip(pair.question), answer=_clip(pair.answer))
     return Rejection(
-        record_id=pair.id, stage=STAGE, reason=reason, detail=detail, record=pair.to_dict()
+        record_id=pair.id, stage=STAGE, reason=reason, detail=detail, record=shown.to_dict()
     )
 
 

@@ -100,7 +100,7 @@ def test_rules_and_order(question, answer, reason):
         "How are answers cached?",
         "Explain how answers are cached?",  # imperative, but marked as a question
         "Is the teacher called for unchanged chunks",  # auxiliary opening, no '?'
-        "Why " + "long " * 60 + "?",  # curate sets no upper bound on questions
+        "Why " + "long " * 55 + "?",  # long (280 chars), within curate.max_question_chars
     ],
 )
 def test_kept(question):
@@ -365,3 +365,18 @@ def test_coverage_counts_definition_entries_named_by_a_kept_question():
     assert (row["entries"], row["entries_covered"]) == (3, 2)
     assert row["entries_uncovered"] == ["<upstream>"]
     assert (row["headings"], row["headings_covered"]) == (1, 1)
+
+
+def test_answers_and_questions_are_bounded_in_characters_too():
+    """A 1 MB answer is one "word": the word count alone published it."""
+    huge = "A" + "x" * 1_000_000 + "."
+    kept, rejected = curate_pairs([qa("How are answers cached?", huge)], CurateConfig())
+    assert kept == [] and rejected[0].reason == "answer_too_long"
+    assert len(rejected[0].record["answer"]) < 2100  # recorded cut: rejections are published
+    assert rejected[0].record["answer"].endswith("more characters]")
+    question = "Why is " + "x" * 400 + " cached?"
+    assert curate_pairs([qa(question)], CurateConfig())[1][0].reason == "question_too_long"
+    cfg = CurateConfig(max_answer_chars=20)
+    assert curate_pairs([qa("How are answers cached?", ANSWER)], cfg)[1][0].reason == (
+        "answer_too_long"
+    )
