@@ -80,13 +80,17 @@ def read_lines(path: Path, stage: str) -> tuple[list[Line], list[dict[str, Any]]
     bad: list[dict[str, Any]] = []
     errors: list[str] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, data in enumerate(fh, 1):
+            text = data.decode("utf-8", errors="replace")  # shown as read, bad bytes as U+FFFD
             if not text.strip():
                 continue
             try:
+                data.decode("utf-8")
                 row = json.loads(text)
                 problem = line_problem(row, seen)
+            except UnicodeDecodeError as exc:
+                row, problem = text.rstrip("\n"), f"not UTF-8 (byte {exc.start} of the line)"
             except json.JSONDecodeError as exc:
                 row, problem = text.rstrip("\n"), f"not JSON ({exc.msg})"
             if problem is None:
@@ -170,10 +174,19 @@ def finish(
         raise typer.Exit(1)
 
 
-def run_pair_stage(stage: str, input_: Path, output: Path, apply) -> None:
+def check_outputs(output: Path, *inputs: Path | None) -> None:
+    """Exit 2 when ``--output`` (or its rejections file) would overwrite an input."""
+    written = {output.resolve(), output.with_name(output.name + ".rejections.jsonl").resolve()}
+    for path in inputs:
+        if path is not None and path.resolve() in written:
+            fail_usage(f"--output {output} would overwrite the input {path}: choose another file")
+
+
+def run_pair_stage(stage: str, input_: Path, output: Path, apply, *others: Path | None) -> None:
     """Read, ``apply(pairs) -> (kept, rejections)``, map results back to lines, finish."""
     if not input_.is_file():
         fail_usage(f"--input {input_}: no such file")
+    check_outputs(output, input_, *others)
     lines, bad, errors = read_lines(input_, stage)
     by_id = {line.pair.id: line for line in lines}
     kept, rejected = apply([line.pair for line in lines])
@@ -241,6 +254,7 @@ def stage_decontaminate(
         input_,
         output,
         lambda pairs: remove_eval_overlap(pairs, refs, cfg.decontaminate),
+        *paths,
     )
 
 
@@ -259,6 +273,7 @@ def stage_validate(
     for path in (input_, eval_):
         if path is not None and not path.is_file():
             fail_usage(f"{path}: no such file")
+    check_outputs(output, input_, eval_)
     lines, bad, errors = read_lines(input_, "validate")
     evals: list[EvalItem] = []
     if eval_ is not None:

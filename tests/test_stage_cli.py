@@ -143,3 +143,30 @@ def test_config_and_set_reach_the_stage(tmp_path):
     assert rejected[0]["reason"] == "answer_too_long"
     result, _, _ = run(tmp_path, "curate", [GOOD], "--set", "curate.nope=1")
     assert result.exit_code == 2 and "curate.nope" in result.output
+
+
+def test_a_line_of_invalid_utf8_is_a_bad_input_rejection_and_the_rest_goes_on(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        json.dumps(GOOD).encode() + b"\n" + b'{"id": "q2", "question": "\xff\xfe?"}\n'
+    )
+    out = tmp_path / "kept.jsonl"
+    result = runner.invoke(app, ["stage", "curate", "--input", str(source), "--output", str(out)])
+    assert result.exit_code == 1
+    assert f"{source}:2: not UTF-8" in result.output
+    assert list(iter_jsonl(out)) == [GOOD]
+    (rej,) = iter_jsonl(tmp_path / "kept.jsonl.rejections.jsonl")
+    assert (rej["reason"], rej["line"]) == ("bad_input", 2)
+
+
+@pytest.mark.parametrize(
+    ("input_name", "output_name"),
+    [("in.jsonl", "in.jsonl"), ("x.jsonl.rejections.jsonl", "x.jsonl")],  # kept, rejections
+)
+def test_output_that_would_overwrite_the_input_is_refused(tmp_path, input_name, output_name):
+    source = write(tmp_path / input_name, [GOOD])
+    before = source.read_bytes()
+    out = tmp_path / output_name
+    result = runner.invoke(app, ["stage", "curate", "--input", str(source), "--output", str(out)])
+    assert result.exit_code == 2 and "would overwrite the input" in result.output
+    assert source.read_bytes() == before
