@@ -15,6 +15,7 @@ import typer
 import yaml
 
 from faqforge.config import DEFAULT_CONFIG, ConfigError, PipelineConfig, load_run_config
+from faqforge.preflight import preflight
 from faqforge.stage_cli import stage_app
 
 app = typer.Typer(
@@ -26,8 +27,10 @@ run_app = typer.Typer(
     help="Run a flow on the embedded Prefect API (or PREFECT_API_URL).", no_args_is_help=True
 )
 config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Published dataset versions.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(config_app, name="config")
+app.add_typer(datasets_app, name="datasets")
 app.add_typer(stage_app, name="stage")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML")]
@@ -40,11 +43,17 @@ WorkspaceOpt = Annotated[Path | None, typer.Option(help="workspace folder (overr
 
 
 def _resolve(
-    config: Path, overrides: list[str] | None, source: Path | None, workspace: Path | None
+    config: Path,
+    overrides: list[str] | None,
+    source: Path | None,
+    workspace: Path | None,
+    reads_corpus: bool = False,
 ) -> PipelineConfig:
-    """Validate everything before any expensive work; exit 2 listing every problem."""
+    """Validate everything before any server starts or anything is written; exit 2 with
+    one message listing every problem."""
     try:
         cfg = load_run_config(config, overrides, source, workspace)
+        preflight(cfg, reads_corpus)
     except ConfigError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
@@ -113,7 +122,7 @@ def run_refresh(
     ] = False,
 ) -> None:
     """ingest → chunk → generate → curate → dedup → split → decontaminate → validate → publish."""
-    _resolve(config, set_, source, workspace)
+    _resolve(config, set_, source, workspace, reads_corpus=True)
     from flows.refresh import refresh
 
     _print_dataset(
@@ -187,7 +196,7 @@ def run_all(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """refresh, then finetune on the version it published, then evaluate."""
-    _resolve(config, set_, source, workspace)
+    _resolve(config, set_, source, workspace, reads_corpus=True)
     from flows.pipeline import pipeline
 
     result = _run(
@@ -221,6 +230,31 @@ def lineage_cmd(
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(to_json(info) if as_json else render(info), nl=False)
+
+
+@datasets_app.command("repair")
+def datasets_repair(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Re-point datasets/LATEST to the newest version whose hashes verify and rebuild
+    eval/STATE.json from it; prints what changed."""
+    from faqforge.integrity import DamagedFile
+    from faqforge.storage import Workspace
+    from faqforge.workspace_repair import repair_workspace
+
+    try:  # files only: no Prefect
+        cfg = load_run_config(config, set_, None, workspace)
+        report = repair_workspace(Workspace(cfg.workspace))
+    except (ConfigError, DamagedFile) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    for line in report.skipped:
+        typer.echo(f"skipped {line}")
+    for line in report.actions or ["nothing to repair"]:
+        typer.echo(line)
+    typer.echo(f"LATEST {report.latest}, eval version {report.state}")
 
 
 @config_app.command("show")

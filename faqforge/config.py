@@ -30,6 +30,13 @@ class IngestConfig(Section):
     # Larger files are rejected rather than read: one stray dump must not stall the run.
     max_file_bytes: int = Field(20_000_000, gt=0)
 
+    @model_validator(mode="after")
+    def _extensions_are_suffixes(self) -> IngestConfig:
+        if bad := [e for e in self.extensions if not e.startswith(".") or len(e) < 2]:
+            fixed = ", ".join(repr("." + e.lstrip(".")) for e in bad)
+            raise ValueError(f"extensions {bad} would match no file: write them as {fixed}")
+        return self
+
 
 class ChunkConfig(Section):
     max_tokens: int = Field(256, ge=32, description="chunk size in student tokens")
@@ -136,6 +143,9 @@ class TeacherConfig(Section):
 
 class CurateConfig(Section):
     max_answer_words: int = Field(60, ge=1)
+    # In characters too: one 1 MB "word" (a runaway reply, a dump) passes a word count.
+    max_answer_chars: int = Field(1200, ge=1)
+    max_question_chars: int = Field(300, ge=1)
     # Shorter answers ("Yes.", "See below.") tell a user nothing to act on.
     min_answer_words: int = Field(3, ge=1)
     min_question_words: int = Field(3, ge=1)
@@ -441,18 +451,43 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that rejects a key given twice: the first would be dropped silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_value(raw: str, where: str) -> Any:
+    """A YAML scalar or list from the command line or environment; a ConfigError if not."""
+    try:
+        return yaml.load(raw, Loader=UniqueKeyLoader) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        reason = str(getattr(exc, "problem", None) or exc).strip()
+        raise ConfigError(f"{where}: {raw!r} is not a YAML value ({reason}); to pass it "
+                          f"as text, quote it in YAML: '{raw}'") from None  # fmt: skip
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"teacher.concurrency=16"`` → ``("teacher.concurrency", 16)``; values are YAML scalars."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected key.path=value")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip(), yaml_value(raw, f"--set {text}")
 
 
 def env_overrides(environ: dict[str, str] | None = None) -> list[tuple[str, Any]]:
     environ = dict(os.environ if environ is None else environ)
     return [
-        (name[len(ENV_PREFIX) :].lower().replace("__", "."), yaml.safe_load(value))
+        (name[len(ENV_PREFIX) :].lower().replace("__", "."), yaml_value(value, name))
         for name, value in sorted(environ.items())
         if name.startswith(ENV_PREFIX)
     ]
@@ -462,21 +497,26 @@ def load_config(
     path: Path | str | None = None,
     overrides: list[str] | None = None,
     environ: dict[str, str] | None = None,
+    literal: list[tuple[str, Any]] | None = None,
 ) -> PipelineConfig:
-    """Read, override and validate a pipeline config; raise ConfigError listing every problem."""
+    """Read, override and validate a pipeline config; raise ConfigError listing every problem.
+
+    ``literal`` overrides are applied last and verbatim (paths: ``#`` is not a comment there).
+    """
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
         data = loaded
-    for key, value in env_overrides(environ) + [parse_override(o) for o in overrides or []]:
+    given = [parse_override(o) for o in overrides or []]
+    for key, value in env_overrides(environ) + given + list(literal or []):
         _set_path(data, key, value)
     try:
         return PipelineConfig.model_validate(data)
@@ -505,12 +545,12 @@ def load_run_config(
     workspace: str | Path | None = None,
 ) -> PipelineConfig:
     """A flow's config: file, overrides, then ``--source``/``--workspace``; paths absolute."""
-    extra = list(overrides or [])
+    literal: list[tuple[str, Any]] = []
     if source is not None:
-        extra.append(f"source={source}")
+        literal.append(("source", str(source)))
     if workspace is not None:
-        extra.append(f"workspace={workspace}")
-    cfg = load_config(config, extra)
+        literal.append(("workspace", str(workspace)))
+    cfg = load_config(config, overrides, literal=literal)
     cfg.source = cfg.source.expanduser().resolve()
     cfg.workspace = cfg.workspace.expanduser().resolve()
     return cfg

@@ -109,3 +109,33 @@ def test_missing_config_file_is_named(tmp_path):
     result = runner.invoke(app, ["config", "show", "--config", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
     assert "nope.yaml" in result.output
+
+
+def test_run_problems_found_before_any_server_starts(tmp_path):
+    """A missing or file --source, an unknown language, an extension without its dot and an
+    unparsable --set: one short message, exit 2, nothing imported or written."""
+    a_file = tmp_path / "notes.md"
+    a_file.write_text("# Notes\n")
+    cases = [
+        (["--source", str(tmp_path / "missing")], "no such folder"),
+        (["--source", str(a_file)], "a file, not a folder of documents"),
+        (["--set", "curate.languages=[english]"], "unknown language code(s) ['english']"),
+        (["--set", "ingest.extensions=[md]"], "write them as '.md'"),
+        (["--set", "name=@x"], "'@x' is not a YAML value"),
+    ]
+    code = "import sys, json\nfrom faqforge.cli import app\nresults = []\n"
+    for extra, _ in cases:
+        args = ["run", "refresh", "--workspace", str(tmp_path / "ws"), *extra]
+        if "--source" not in extra:
+            args += ["--source", str(ROOT / "faqforge" / "sample_corpus")]
+        code += (
+            f"try:\n    app({args!r})\nexcept SystemExit as exc:\n    results.append(exc.code)\n"
+        )
+    code += "print('EXITS', results, 'PREFECT', 'prefect' in sys.modules)\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120, check=True)  # fmt: skip
+    assert f"EXITS {[2] * len(cases)} PREFECT False" in out.stdout, out.stdout + out.stderr
+    for _, message in cases:
+        assert message in out.stderr, message
+    assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) < 25
+    assert not (tmp_path / "ws").exists()

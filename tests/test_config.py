@@ -105,3 +105,20 @@ def test_run_config_applies_source_and_workspace_as_absolute_paths(tmp_path, mon
     cfg = load_run_config(None, [], source="corpus", workspace="ws")
     assert cfg.source == tmp_path / "corpus"
     assert cfg.workspace == tmp_path / "ws"
+
+
+def test_hash_in_source_and_workspace_is_part_of_the_path(tmp_path):
+    """They are paths, not YAML: ``#`` there is not a comment."""
+    cfg = load_run_config(None, None, tmp_path / "docs #2", tmp_path / "prod #2")
+    assert cfg.source == (tmp_path / "docs #2").resolve()
+    assert cfg.workspace == (tmp_path / "prod #2").resolve()
+
+
+def test_a_section_or_key_given_twice_is_rejected(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("teacher:\n  concurrency: 4\ncurate:\n  pii: flag\nteacher:\n  kind: vllm\n")
+    with pytest.raises(ConfigError, match="duplicate key 'teacher'"):
+        load_config(path)
+    path.write_text("teacher:\n  concurrency: 4\n  concurrency: 8\n")
+    with pytest.raises(ConfigError, match="duplicate key 'concurrency'"):
+        load_config(path)
