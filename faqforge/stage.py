@@ -2,25 +2,29 @@
 
 Tasks pass these small records, not the data, so Prefect's stored results stay tiny and a
 re-run can tell from the key alone whether a stage's output already exists. A stage folder
-is written whole (staging folder + rename) and marked ``_SUCCESS``; only then is it used.
+is written whole (staging folder + rename) and marked ``_SUCCESS``; only then is it used, and
+only while every file still has the hash the marker records: a damaged folder is rebuilt.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from faqforge.config import stable_hash
+from faqforge.integrity import DamagedFile
 from faqforge.records import Record, Rejection
 from faqforge.storage import R, Workspace, file_hash, publish_dir, read_records, write_jsonl
 
 SUCCESS = "_SUCCESS"
+log = logging.getLogger("faqforge.stage")
 
 
 class StageCounts(BaseModel):
@@ -70,7 +74,26 @@ class StageOutput(BaseModel):
         return Path(self.dir) / self.files[name]
 
     def read(self, name: str, cls: type[R]) -> list[R]:
-        return read_records(self.path(name), cls)
+        """The records of ``name``, after checking the file is the one this output wrote."""
+        path = self.path(name)
+        if (problem := _file_problem(path, self.hashes[name])) is not None:
+            raise DamagedFile(path, f"{problem} since stage {self.stage} wrote it",
+                              f"delete {self.dir} and re-run; it is rebuilt")  # fmt: skip
+        return read_records(path, cls)
+
+    def damage(self) -> str | None:
+        """Why this folder can no longer be used (a file missing or changed), or None."""
+        for name in self.files:
+            if (problem := _file_problem(self.path(name), self.hashes[name])) is not None:
+                return f"{self.files[name]}: {problem}"
+        return None
+
+
+def _file_problem(path: Path, expected: str) -> str | None:
+    if not path.is_file():
+        return "missing"
+    actual = file_hash(path)
+    return None if actual == expected else f"sha256 {actual} differs from recorded {expected}"
 
 
 def module_hash(module: ModuleType) -> str:
@@ -91,12 +114,29 @@ def _keyable(part: Any) -> Any:
 
 
 def finished_output(ws: Workspace, stage: str, key: str) -> StageOutput | None:
-    """The stage's output for this key if a previous run completed it, else None."""
+    """The stage's output for this key if a previous run completed it intact, else None.
+
+    A folder without its marker, with a marker that does not parse, or with a file whose
+    hash differs from the marker's is a miss: it is logged and rebuilt (``save_output``
+    replaces it).
+    """
     folder = ws.stage_dir(stage, key)
     marker = folder / SUCCESS
     if not marker.is_file():
+        if folder.exists():
+            log.warning("stage %s: %s has no %s (an interrupted or damaged write): rebuilding",
+                        stage, folder, SUCCESS)  # fmt: skip
         return None
-    return StageOutput.model_validate_json(marker.read_text())
+    try:
+        out = StageOutput.model_validate_json(marker.read_bytes())
+    except (ValidationError, ValueError) as exc:
+        log.warning("stage %s: %s does not parse (%s): rebuilding", stage, marker,
+                    str(exc).splitlines()[0])  # fmt: skip
+        return None
+    if (problem := out.damage()) is not None:
+        log.warning("stage %s: %s: %s: rebuilding", stage, folder, problem)
+        return None
+    return out
 
 
 def save_output(
@@ -123,5 +163,6 @@ def save_output(
         stats=stats or {},
     )
     (staging / SUCCESS).write_text(out.model_dump_json(indent=2))
-    publish_dir(staging, final)
+    # Only reached when ``finished_output`` found no intact folder: one that exists is damaged.
+    publish_dir(staging, final, replace=True)
     return out

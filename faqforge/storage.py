@@ -75,8 +75,14 @@ def write_jsonl(path: Path, rows: Iterable[Record | dict[str, Any]]) -> int:
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    """The rows of a JSONL file; a line that is not UTF-8 JSON is a ``ValueError`` naming
+    ``FILE:LINE``."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not UTF-8 (byte {exc.start})") from exc
             if not line.strip():
                 continue
             try:
@@ -97,8 +103,12 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def publish_dir(staging: Path, final: Path) -> None:
-    """Move a fully written directory into place in one rename; an existing one is kept."""
+def publish_dir(staging: Path, final: Path, replace: bool = False) -> None:
+    """Move a fully written directory into place in one rename.
+
+    An existing one is kept (content-addressed: same name, same content), unless ``replace``:
+    the caller found it damaged, so it is moved aside and removed after the rename.
+    """
     for f in staging.rglob("*"):
         if f.is_file():
             with f.open("rb") as fh:
@@ -109,12 +119,16 @@ def publish_dir(staging: Path, final: Path) -> None:
         _fsync_dir(d)
     _fsync_dir(staging)
     final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        # Content-addressed: the same name means the same content, already published.
+    if final.exists() and not replace:
         shutil.rmtree(staging)
         return
+    aside = final.with_name(f".{final.name}.damaged-{os.getpid()}")
+    if final.exists():
+        os.rename(final, aside)
     os.rename(staging, final)
     _fsync_dir(final.parent)
+    if aside.exists():
+        shutil.rmtree(aside)
 
 
 @dataclass(frozen=True)
@@ -160,9 +174,22 @@ class Workspace:
         return path
 
     def read_pointer(self, name: str) -> str | None:
-        """``datasets/LATEST`` or ``runs/LATEST``-style pointer files."""
+        """``datasets/LATEST`` or ``runs/LATEST``-style pointer files; None when absent.
+
+        One that holds anything but an id raises ``DamagedFile`` with the repair command.
+        """
+        from faqforge.integrity import read_pointer_value
+
         path = self.root / name
-        return path.read_text().strip() if path.is_file() else None
+        return read_pointer_value(path, self.pointer_fix(name)) if path.is_file() else None
+
+    def pointer_fix(self, name: str) -> str:
+        from faqforge.integrity import REPAIR
+
+        if name.startswith("datasets/") or name.startswith("eval/"):
+            return REPAIR.format(root=self.root)
+        folder = self.root / name.split("/")[0]
+        return f"write the id of a folder in {folder} into {self.root / name}, or delete it"
 
     def write_pointer(self, name: str, value: str) -> None:
         atomic_write_text(self.root / name, value + "\n")

@@ -13,13 +13,14 @@ from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
 from faqforge.events import ADAPTER_TRAINED, announce
+from faqforge.integrity import DamagedFile
 from faqforge.lineage import record_adapter
 from faqforge.naming import flow_run_namer
 from faqforge.notify import notify_failure
 from faqforge.remote import fetch_dataset, mirror_run
 from faqforge.storage import Workspace
 from tasks.finetune import finetune
-from tasks.publish import LATEST
+from tasks.publish import LATEST, version_damage
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -36,6 +37,9 @@ def dataset_dir(ws: Workspace, version: str | None) -> str:
     path = ws.datasets / version
     if not (path / "manifest.json").is_file():
         raise DatasetNotFound(f"dataset version {version!r} not found in {ws.datasets}")
+    if (problem := version_damage(path)) is not None:  # never train on what was not published
+        raise DamagedFile(path, problem, "re-run `faqforge run refresh` (it rewrites the "
+                          f"version's files) or {ws.pointer_fix(LATEST)}")  # fmt: skip
     return str(path)
 
 

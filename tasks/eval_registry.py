@@ -14,23 +14,27 @@ Every version stays on disk: decontamination keeps training pairs away from all 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from faqforge.config import stable_hash
+from faqforge.integrity import POINTER_VALUE, DamagedFile, read_json_object, shown
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem
 from faqforge.storage import (
     Workspace,
+    file_hash,
     publish_dir,
-    read_json,
     read_records,
     write_json,
     write_jsonl,
 )
 
 STATE = "eval/STATE.json"
+EVAL_STATE = "eval_state.json"  # a copy in each dataset version: what STATE was after it
+log = logging.getLogger("faqforge.eval_registry")
 
 
 def eval_root(ws: Workspace) -> Path:
@@ -60,26 +64,62 @@ def frozen_state(ws: Workspace, new_eval: bool = False) -> dict[str, Any] | None
     """The small, content-addressed state a split is frozen against (None: split afresh).
 
     ``{"version": "ev-…", "train_docs": [...]}``; small enough to be part of a cache key.
+    Read at the start of a refresh, so a damaged state or eval version stops it there.
     """
     path = ws.root / STATE
     if new_eval or not path.is_file():
         return None
-    state = read_json(path)
-    return {"version": state["version"], "train_docs": sorted(state["train_docs"])}
+    fix = ws.pointer_fix(STATE)
+    state = read_json_object(path, fix, required=("version", "train_docs"))
+    docs = state["train_docs"]
+    if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
+        raise DamagedFile(path, f"train_docs is not a list of document ids: {shown(docs)}", fix)
+    version = state["version"]
+    if not isinstance(version, str) or not POINTER_VALUE.match(version):
+        raise DamagedFile(path, f"version is not an eval version id: {shown(version)}", fix)
+    read_eval_items(ws, version)  # verified now, not when a split first needs it
+    return {"version": version, "train_docs": sorted(docs)}
 
 
 def load_frozen(ws: Workspace, state: dict[str, Any] | None) -> FrozenEval | None:
     """The items behind a ``frozen_state``; a missing version folder is an error, not a reset."""
     if state is None:
         return None
-    items_path = eval_root(ws) / state["version"] / "eval.jsonl"
-    if not items_path.is_file():
-        raise FileNotFoundError(
-            f"{ws.root / STATE} names eval version {state['version']} but {items_path} is "
-            "missing: restore it, or start a new eval split with --new-eval"
-        )
-    items = read_records(items_path, EvalItem)
+    items = read_eval_items(ws, state["version"])
     return FrozenEval(state["version"], items, frozenset(state["train_docs"]))
+
+
+def read_eval_items(ws: Workspace, version: str) -> list[EvalItem]:
+    """An eval version's items, checked against its id and meta: a truncated file would
+    shrink the frozen split (and weaken decontamination) without a word."""
+    items_path = eval_root(ws) / version / "eval.jsonl"
+    fix = ws.pointer_fix(STATE)
+    if not items_path.is_file():
+        raise DamagedFile(items_path, f"missing, but {ws.root / STATE} or a dataset names "
+                          f"eval version {version}", f"restore it, run {fix}, or start a new "
+                          "eval split with --new-eval")  # fmt: skip
+    try:
+        items = read_records(items_path, EvalItem)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DamagedFile(items_path, f"unreadable ({exc})", fix) from exc
+    if (problem := version_damage(items_path.parent, items)) is not None:
+        raise DamagedFile(items_path, f"{problem}: the frozen eval split would change", fix)
+    return items
+
+
+def version_damage(folder: Path, items: list[EvalItem]) -> str | None:
+    """Why an eval version folder's items are not the ones it was saved with (None: they
+    are): its id hashes the item ids, its meta counts them and records the file's hash."""
+    if eval_version_id(items) != folder.name:
+        return f"its {len(items)} items do not hash to the version id {folder.name}"
+    meta_path = folder / "meta.json"
+    meta = read_json_object(meta_path, required=("items",)) if meta_path.is_file() else {}
+    if meta.get("items", len(items)) != len(items):
+        return f"it holds {len(items)} items, meta.json records {meta['items']}"
+    digest = meta.get("sha256")
+    if digest is not None and digest != file_hash(folder / "eval.jsonl"):
+        return "eval.jsonl differs from the sha256 meta.json records"
+    return None
 
 
 def eval_versions(ws: Workspace) -> list[str]:
@@ -88,25 +128,24 @@ def eval_versions(ws: Workspace) -> list[str]:
     if not root.is_dir():
         return []
     done = [d for d in root.iterdir() if (d / "meta.json").is_file()]
-    return [d.name for d in sorted(done, key=lambda d: (read_json(d / "meta.json")["created_at"],
-                                                       d.name))]  # fmt: skip
-
-
-def read_eval_items(ws: Workspace, version: str) -> list[EvalItem]:
-    return read_records(eval_root(ws) / version / "eval.jsonl", EvalItem)
+    created = {d.name: read_json_object(d / "meta.json", ws.pointer_fix(STATE),
+                                        required=("created_at",))["created_at"]
+               for d in done}  # fmt: skip
+    return sorted(created, key=lambda name: (str(created[name]), name))
 
 
 def save_eval_version(ws: Workspace, items: list[EvalItem], meta: dict[str, Any]) -> str:
     """Write an eval version folder whole (kept if it exists: equal id, equal items)."""
     version = eval_version_id(items)
     final = eval_root(ws) / version
-    if not final.is_dir():
+    if not final.is_dir() or not _intact(ws, version):
         staging = ws.staging(f"eval-{version}")
         write_jsonl(staging / "eval.jsonl", items)
         write_json(
             staging / "meta.json",
             {
                 "version": version,
+                "sha256": file_hash(staging / "eval.jsonl"),
                 "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
                 "items": len(items),
                 "probes": {
@@ -117,10 +156,23 @@ def save_eval_version(ws: Workspace, items: list[EvalItem], meta: dict[str, Any]
                 **meta,
             },
         )
-        publish_dir(staging, final)
+        publish_dir(staging, final, replace=True)
     return version
+
+
+def _intact(ws: Workspace, version: str) -> bool:
+    try:
+        read_eval_items(ws, version)
+        return True
+    except DamagedFile as exc:
+        log.warning("%s: rewriting it", exc)
+        return False
+
+
+def eval_state(version: str, train_docs: list[str]) -> dict[str, Any]:
+    return {"version": version, "train_docs": sorted(set(train_docs))}
 
 
 def write_state(ws: Workspace, version: str, train_docs: list[str]) -> None:
     """Make ``version`` the frozen split of later refreshes; called once its dataset is out."""
-    write_json(ws.root / STATE, {"version": version, "train_docs": sorted(set(train_docs))})
+    write_json(ws.root / STATE, eval_state(version, train_docs))

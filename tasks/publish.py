@@ -18,6 +18,7 @@ from typing import Any
 from prefect import task
 
 from faqforge.config import PipelineConfig, stable_hash
+from faqforge.integrity import DamagedFile, read_json_object
 from faqforge.lineage import code_version
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, Document, EvalItem, QAPair, Rejection
 from faqforge.stage import StageOutput
@@ -40,7 +41,13 @@ from tasks.diff import (
     retention,
     rows_of,
 )
-from tasks.eval_registry import eval_versions, save_eval_version, write_state
+from tasks.eval_registry import (
+    EVAL_STATE,
+    eval_state,
+    eval_versions,
+    save_eval_version,
+    write_state,
+)
 
 LATEST = "datasets/LATEST"
 
@@ -108,6 +115,8 @@ def build_manifest(
             ),
         },
         "stages": {s.stage: s.counts.as_dict() for s in stages},
+        # The stage folders (stages/<stage>/<key>/) it was built from, with their file hashes.
+        "stage_outputs": {s.stage: {"key": s.key, "sha256": s.hashes} for s in stages},
         # Curated pairs per heading, and what ended with none (curate's coverage report).
         "coverage": next((s.stats.get("coverage") for s in stages if s.stage == "curate"), None),
         "files": files,
@@ -130,21 +139,24 @@ def publish_dataset(
     rejections: list[Rejection],
     manifest_fn: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
     diff: dict[str, Any],
+    state: dict[str, Any],
 ) -> Path:
     """Write a version folder atomically and point LATEST at it.
 
-    A version that already exists holds the same data (its id is content-derived): only its
-    manifest and diff are refreshed, so it reports this run's teacher usage.
+    A version that already exists should hold the same data (its id is content-derived):
+    its files are rewritten in place, each atomically, so one damaged on disk is repaired,
+    and its manifest and diff report this run's teacher usage.
     """
     final = ws.datasets / version
     staging = final if final.is_dir() else ws.staging(f"dataset-{version}")
     files: dict[str, dict[str, Any]] = {}
     for name, rows in (("train", train), ("eval", eval_), ("rejections", rejections)):
         path = staging / f"{name}.jsonl"
-        if staging is not final:
-            write_jsonl(path, rows)
+        write_jsonl(path, rows)
         files[f"{name}.jsonl"] = {"rows": len(rows), "sha256": file_hash(path)}
     write_json(staging / "diff.json", diff)
+    # The eval state this version leaves: `faqforge datasets repair` restores it from here.
+    write_json(staging / EVAL_STATE, state)
     write_json(staging / "manifest.json", manifest_fn(files))
     if staging is not final:
         publish_dir(staging, final)
@@ -195,9 +207,35 @@ def register_eval(
 
 
 def previous_version(ws: Workspace) -> str | None:
-    """The version a refresh is compared against: the one LATEST names, if still on disk."""
+    """The version a refresh is compared against: the one LATEST names (None: no LATEST).
+
+    LATEST naming a version that is missing or fails its hashes stops the run: comparing
+    against nothing would turn off the guard against large drops.
+    """
     version = ws.read_pointer(LATEST)
-    return version if version and (ws.datasets / version / "manifest.json").is_file() else None
+    if version is not None and (problem := version_damage(ws.datasets / version)) is not None:
+        raise DamagedFile(ws.root / LATEST, f"names {version}, but {problem}",
+                          ws.pointer_fix(LATEST))  # fmt: skip
+    return version
+
+
+def version_damage(folder: Path) -> str | None:
+    """Why a published version folder cannot be trusted (None: every file matches its
+    manifest)."""
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        return f"{manifest_path} is missing"
+    try:
+        manifest = read_json_object(manifest_path, required=("files",))
+    except DamagedFile as exc:
+        return str(exc)
+    for name, meta in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if file_hash(path) != meta.get("sha256"):
+            return f"{path} differs from the sha256 its manifest records"
+    return None
 
 
 def compare(
@@ -244,9 +282,10 @@ def publish(
             version, cfg, documents, stages, files, validation, previous, eval_info, diff
         )
 
-    path = publish_dataset(ws, version, train, eval_, rejections, manifest_fn, diff)
     train_docs = [r["doc_id"] for r in iter_jsonl(by_name["split"].path("train_docs"))]
-    write_state(ws, eval_info["version"], train_docs)
+    state = eval_state(eval_info["version"], train_docs)
+    path = publish_dataset(ws, version, train, eval_, rejections, manifest_fn, diff, state)
+    write_state(ws, state["version"], state["train_docs"])
     summary = {
         "version": version,
         "dir": str(path),

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from faqforge.config import SplitConfig
+from faqforge.integrity import DamagedFile
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace, iter_jsonl
@@ -238,8 +239,8 @@ def test_registry_round_trip_and_new_eval(tmp_path):
 def test_missing_eval_version_folder_is_an_error_not_a_reset(tmp_path):
     ws = Workspace(tmp_path)
     write_state(ws, "ev-000000000000", ["d1"])
-    with pytest.raises(FileNotFoundError, match="--new-eval"):
-        load_frozen(ws, frozen_state(ws))
+    with pytest.raises(DamagedFile, match="--new-eval"):  # found when the state is read
+        frozen_state(ws)
 
 
 def test_task_fn_outputs_counts_and_stats(tmp_path):

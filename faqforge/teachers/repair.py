@@ -20,8 +20,9 @@ from typing import Any
 from faqforge.config import TeacherConfig, stable_hash
 from faqforge.prompts import load_prompt, quoted
 from faqforge.records import QAPair
-from faqforge.storage import read_json, write_json
+from faqforge.storage import write_json
 from faqforge.teachers.base import ChatBackend, TeacherError
+from faqforge.teachers.cache import read_entry
 from faqforge.teachers.schema import QUESTION_CHARS, parse_questions, questions_schema
 from faqforge.teachers.structured import ask_json
 
@@ -61,8 +62,8 @@ class TeacherRepair:
 
     async def _ask(self, question: str, members: Sequence[QAPair]) -> list[str] | None:
         path = self._path(question, members)
-        if path.is_file():
-            return list(read_json(path)["questions"])
+        if (cached := read_entry(path, ("questions",))) is not None:
+            return [str(q) for q in cached["questions"]]
         try:
             questions, _, _ = await ask_json(
                 self.backend,

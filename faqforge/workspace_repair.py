@@ -1,0 +1,70 @@
+"""``faqforge datasets repair``: put a damaged workspace's pointers back on verified data.
+
+``datasets/LATEST`` is re-pointed to the newest published version whose every file matches
+its manifest, and ``eval/STATE.json`` is rebuilt from the eval state that version recorded
+(``eval_state.json``), after checking the eval version it names. Nothing else is touched:
+stage folders and caches that fail their checks are rebuilt by the next refresh anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faqforge.integrity import DamagedFile, read_json_object
+from faqforge.storage import Workspace, write_json
+
+
+@dataclass
+class RepairReport:
+    latest: str | None = None
+    state: str | None = None
+    actions: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # damaged versions, newest first
+
+
+def _created(folder: Path) -> str:
+    try:
+        return str(read_json_object(folder / "manifest.json").get("created_at", ""))
+    except DamagedFile:
+        return ""
+
+
+def repair_workspace(ws: Workspace) -> RepairReport:
+    from tasks.eval_registry import EVAL_STATE, STATE, read_eval_items
+    from tasks.publish import LATEST, version_damage
+
+    report = RepairReport()
+    folders = [d for d in ws.datasets.iterdir() if d.is_dir()] if ws.datasets.is_dir() else []
+    for folder in sorted(folders, key=lambda d: (_created(d), d.name), reverse=True):
+        if (problem := version_damage(folder)) is not None:
+            report.skipped.append(f"{folder.name}: {problem}")
+            continue
+        try:
+            state = read_json_object(folder / EVAL_STATE, required=("version", "train_docs"))
+            read_eval_items(ws, state["version"])
+        except (DamagedFile, FileNotFoundError) as exc:
+            report.skipped.append(f"{folder.name}: its eval state cannot be restored ({exc})")
+            continue
+        report.latest, report.state = folder.name, state["version"]
+        break
+    if report.latest is None:
+        raise DamagedFile(ws.datasets, "no published version verifies: "
+                          + ("; ".join(report.skipped) or "none published"),
+                          "run `faqforge run refresh --new-eval` to publish afresh")  # fmt: skip
+    latest_path = ws.root / LATEST
+    before = latest_path.read_bytes() if latest_path.is_file() else None
+    if before is None or before.decode("utf-8", "replace").strip() != report.latest:
+        ws.write_pointer(LATEST, report.latest)
+        report.actions.append(f"{latest_path}: now {report.latest} (held {before!r})")
+    state_path = ws.root / STATE
+    wanted = read_json_object(ws.datasets / report.latest / EVAL_STATE)
+    try:
+        current = read_json_object(state_path) if state_path.is_file() else None
+    except DamagedFile:
+        current = None
+    if current != wanted:
+        write_json(state_path, wanted)
+        report.actions.append(f"{state_path}: rebuilt from {report.latest}/{EVAL_STATE} "
+                              f"(eval version {report.state})")  # fmt: skip
+    return report
