@@ -26,6 +26,7 @@ from tasks.curate import curate
 from tasks.decontaminate import decontaminate
 from tasks.dedup import dedup
 from tasks.eval_registry import frozen_state
+from tasks.explain import stop_if_empty
 from tasks.generate import generate
 from tasks.ingest import ingest
 from tasks.judge import judge
@@ -59,20 +60,23 @@ def refresh(
         frozen, previous = frozen_state(home, new_eval), previous_version(home)
         references = reference_set(home, cfg.decontaminate)
         tokenizer_file = prepare_tokenizer(cfg, ws)
-        documents = ingest(str(cfg.source), cfg.ingest, ws)
-        chunks = chunk(documents, cfg.chunk, tokenizer_file, ws)
-        generated = generate(chunks, cfg.teacher, ws, force_regenerate)
+        # Each stage that leaves nothing stops the run there, with its counts and reasons.
+        documents = stop_if_empty(ingest(str(cfg.source), cfg.ingest, ws), str(cfg.source))
+        chunks = stop_if_empty(chunk(documents, cfg.chunk, tokenizer_file, ws))
+        generated = stop_if_empty(generate(chunks, cfg.teacher, ws, force_regenerate))
         judged = (
-            judge(generated, chunks, cfg.teacher, ws, force_regenerate)
+            stop_if_empty(judge(generated, chunks, cfg.teacher, ws, force_regenerate))
             if cfg.teacher.judge.enabled
             else None
         )
-        curated = curate(judged or generated, cfg.curate, ws, chunks=chunks)
-        unique = dedup(curated, cfg.dedup, ws, runner=cfg.runner, teacher=cfg.teacher)
+        curated = stop_if_empty(curate(judged or generated, cfg.curate, ws, chunks=chunks))
+        unique = stop_if_empty(dedup(curated, cfg.dedup, ws, runner=cfg.runner,
+                                     teacher=cfg.teacher))  # fmt: skip
         halves = split(unique, cfg.split, ws, frozen)
         clean = decontaminate(halves, cfg.decontaminate, ws, references)
-        validation = validate(clean, cfg.validate_, ws, previous)
         stages = [documents, chunks, generated, judged, curated, unique, halves, clean]
+        counts = {s.stage: s.counts.as_dict() for s in stages if s is not None}
+        validation = validate(clean, cfg.validate_, ws, previous, counts)
         summary = publish([s for s in stages if s is not None], validation, cfg, ws, previous)
         mirror_dataset(summary["version"], cfg.storage, ws)
         record_dataset(summary, cfg)

@@ -28,6 +28,7 @@ from faqforge.stage import StageOutput, module_hash, stage_key
 from faqforge.storage import Workspace, file_hash, write_json
 from faqforge.tasking import in_prefect_run
 from tasks.diff import change_shares
+from tasks.explain import plain_failures
 from tasks.gx_suites import SuiteRun, run_suites
 from tasks.quality import generic_subject
 from tasks.text import normalise
@@ -49,10 +50,13 @@ class ValidationReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
     change: dict[str, Any] = field(default_factory=dict)
     data_docs: str | None = None
+    plain: list[str] = field(default_factory=list)  # one sentence per failure, in words
 
     def describe(self) -> str:
-        """One line per failure: what failed, on which column, how often, with samples."""
-        lines = []
+        """The failures in words, then one line per failure: what failed, on which column,
+        how often, with samples."""
+        lines = [f"{s[:1].upper()}{s[1:]}" for s in self.plain]
+        lines += ["Expectation detail:"] if self.plain else []
         for f in self.failures:
             where = f" on {f['column']}" if f["column"] else ""
             if f["unexpected_count"] is None:
@@ -128,16 +132,21 @@ def validate_dataset(
     cfg: ValidateConfig,
     previous_dir: Path | None = None,
     docs_dir: Path | None = None,
+    counts: dict[str, dict[str, Any]] | None = None,
 ) -> ValidationReport:
-    """Run both suites over train + eval; ``previous_dir`` is the last published version."""
+    """Run both suites over train + eval; ``previous_dir`` is the last published version,
+    ``counts`` the stages' counts, named in the plain-words explanation of a failure."""
     change = change_shares(previous_dir, train, evals)
+    summary = summary_frame(train, evals, change)
     runs = [
         SuiteRun(resolve_suite(cfg.suite), dataset_frame(train, evals)),
-        SuiteRun(resolve_suite(cfg.summary_suite), summary_frame(train, evals, change)),
+        SuiteRun(resolve_suite(cfg.summary_suite), summary),
     ]
-    statistics, failures = run_suites(runs, suite_parameters(cfg), docs_dir)
+    params = suite_parameters(cfg)
+    statistics, failures = run_suites(runs, params, docs_dir)
     docs = str(docs_dir / "index.html") if docs_dir else None
-    return ValidationReport(not failures, statistics, failures, change, docs)
+    plain = plain_failures(failures, summary.iloc[0].to_dict(), params, counts)
+    return ValidationReport(not failures, statistics, failures, change, docs, plain)
 
 
 def report_markdown(report: ValidationReport, report_path: Path) -> str:
@@ -150,6 +159,8 @@ def report_markdown(report: ValidationReport, report_path: Path) -> str:
         f"Data Docs: `{report.data_docs}`" if report.data_docs else "",
         f"Change against the previous version: {report.change}",
     ]
+    if report.plain:
+        lines += ["", *[f"- {sentence}" for sentence in report.plain]]
     if report.failures:
         lines += [
             "",
@@ -184,10 +195,15 @@ def _artifacts(report: ValidationReport, report_path: Path, dataset: StageOutput
 
 @task(name="validate")
 def validate(
-    dataset: StageOutput, cfg: ValidateConfig, workspace: str, previous: str | None = None
+    dataset: StageOutput,
+    cfg: ValidateConfig,
+    workspace: str,
+    previous: str | None = None,
+    counts: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Check the decontaminated split against ``previous`` (a dataset version); raise
-    ``DatasetValidationError`` so publishing stops."""
+    ``DatasetValidationError`` so publishing stops. ``counts``: each stage's, for the
+    explanation of a failure."""
     ws = Workspace(Path(workspace))
     suites = [file_hash(resolve_suite(p)) for p in (cfg.suite, cfg.summary_suite)]
     key = stage_key(STAGE, module_hash(sys.modules[__name__]), dataset, cfg, suites, previous)
@@ -195,7 +211,7 @@ def validate(
     previous_dir = ws.datasets / previous if previous else None
     report = validate_dataset(
         dataset.read("train", QAPair), dataset.read("eval", EvalItem), cfg, previous_dir,
-        folder / "data_docs",
+        folder / "data_docs", counts,
     )  # fmt: skip
     report_path = folder / "report.json"
     write_json(report_path, asdict(report))
@@ -212,6 +228,7 @@ def validate(
         )
     if not report.success:
         raise DatasetValidationError(
+            f"{report.plain[0] if report.plain else 'validation failed'}\n"
             f"dataset {dataset.stage}/{dataset.key} failed validation "
             f"(report: {report_path}, Data Docs: {report.data_docs}):\n{report.describe()}"
         )

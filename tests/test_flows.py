@@ -257,3 +257,26 @@ def test_eval_split_stays_frozen_across_refreshes(run_refresh, corpus, tmp_path)
              if r["stage"] == "decontaminate" and r["record"]["doc_id"] == gone_id]  # fmt: skip
     assert len(leaks) >= sum(r["doc_id"] == gone_id for r in eval1) > 0
     assert all(r["record"]["eval_source"] == f"eval:{first['eval_version']}" for r in leaks)
+
+
+def test_a_refresh_stops_at_the_stage_that_leaves_nothing(run_refresh, corpus, tmp_path):
+    """An empty corpus, a corpus of bad files and a curate that rejects every pair each stop
+    at that stage, naming its counts and reasons, before any later stage runs."""
+    from tasks.explain import NothingLeft
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(NothingLeft, match=f"ingest found no files to read under {empty}"):
+        run_refresh(empty)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.html").write_bytes(b"%PDF-1.7\n1 0 obj\n")
+    (bad / "b.md").write_text("   \n")
+    with pytest.raises(NothingLeft) as info:
+        run_refresh(bad)
+    assert "ingest left 0 documents of 2 in; rejected: empty 1, wrong_type 1" in str(info.value)
+    with pytest.raises(NothingLeft) as info:
+        run_refresh(corpus, "curate.min_answer_words=500")
+    assert str(info.value).startswith("curate left 0 pairs of ")
+    assert "rejected: answer_too_short" in str(info.value)
+    assert not (tmp_path / "ws" / "stages" / "dedup").exists()  # stopped at curate

@@ -213,3 +213,28 @@ def test_task_fn_raises_listing_failures(tmp_path):
     assert "According to the text, what is retried?" in message
     reports = list((tmp_path / "stages" / "validate").glob("*/report.json"))
     assert len(reports) == 1 and read_json(reports[0])["success"] is False
+
+
+def test_a_failure_leads_with_a_sentence_in_words_naming_where_the_records_went(tmp_path):
+    counts = {
+        "ingest": {"in": 6, "out": 6, "rejected": {}},
+        "dedup": {"in": 48, "out": 7, "rejected": {"near_duplicate": 41}},
+    }
+    with pytest.raises(DatasetValidationError) as err:
+        validate.fn(_dataset(tmp_path, TRAIN, []), ValidateConfig(), str(tmp_path), None, counts)
+    first = str(err.value).splitlines()[0]
+    assert first.startswith("the eval split is empty, below validate.min_eval_rows=1.")
+    assert "dedup 48 in, 7 pairs (rejected: near_duplicate 41)" in first
+    assert "expect_column_values_to_be_between on eval_rows" in str(err.value)  # then GX
+
+
+def test_a_large_drop_is_explained_with_the_setting_that_allows_it(tmp_path):
+    previous = tmp_path / "prev"
+    many = [qa(f"p{i}", "d9") for i in range(20)]
+    write_jsonl(previous / "train.jsonl", many + TRAIN)
+    write_jsonl(previous / "eval.jsonl", EVAL)
+    report = validate_dataset(TRAIN, EVAL, ValidateConfig(), previous)
+    assert not report.success
+    (sentence,) = [s for s in report.plain if "removes" in s]
+    assert sentence.startswith("this version removes 80% of the previous version's pairs")
+    assert "--set validate.max_removed_share=0.85" in sentence
