@@ -13,6 +13,17 @@ finish. A watcher checks every value of ``datasets/LATEST`` it sees names a comp
 Prints runs, kills, faults injected, records lost and duplicated, partial versions seen, and
 whether every final dataset is identical to the fault-free one; exits 1 if any goal is missed.
 All processes use one Prefect API (``--api-url``, else a ``prefect server start`` of its own).
+
+    .venv/bin/python bench/chaos.py --damage 40      # 40 damaged workspaces, seed 0
+
+``--damage N``: one workspace is built, then N times a random file in it (stage outputs and
+markers, caches, published versions, eval versions and state, pointers, Prefect results) is
+truncated at a random length or overwritten with random bytes, and the refresh re-run. Each
+outcome is one of: rebuilt (published the fault-free dataset), stopped naming the damaged
+file, then ``faqforge datasets repair`` and a re-run published it (repaired), or stopped naming
+the file where repair cannot help (the frozen eval items or a version's manifest lost: the
+message says to restore or start a new eval). Goals: 0 wrong publications (a dataset that
+differs from the fault-free one), 0 stops that do not name the file.
 """
 
 from __future__ import annotations
@@ -178,6 +189,110 @@ def run_chaos(
     return report
 
 
+@dataclass
+class DamageReport:
+    rounds: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
+    wrong: list[str] = field(default_factory=list)
+    unclear: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.wrong or self.unclear)
+
+    def lines(self) -> str:
+        out = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        where = ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items()))
+        return "\n".join([
+            f"damaged workspaces: {self.rounds} (files: {where})",
+            f"outcomes: {out}",
+            f"wrong publications: {len(self.wrong)} (goal 0) {self.wrong[:3]}",
+            f"stops not naming the damaged file: {len(self.unclear)} (goal 0) {self.unclear[:3]}",
+        ])  # fmt: skip
+
+
+def damage(path: Path, rng: random.Random) -> str:
+    """Truncate ``path`` at a random length, or overwrite a random span with random bytes."""
+    data = path.read_bytes()
+    if not data or rng.random() < 0.5:
+        path.write_bytes(data[: rng.randrange(len(data))] if data else b"\xff\x00garbage")
+        return "truncated"
+    start = rng.randrange(len(data))
+    junk = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
+    path.write_bytes(data[:start] + junk + data[start + len(junk) :])
+    return "garbage"
+
+
+def damageable(ws: Path) -> list[Path]:
+    skip = {"tmp", "locks"}
+    return sorted(
+        p for p in ws.rglob("*")
+        if p.is_file() and not p.is_symlink() and skip.isdisjoint(p.relative_to(ws).parts)
+        and not p.name.endswith(".lock")
+    )  # fmt: skip
+
+
+def kind_of(path: Path, ws: Path) -> str:
+    parts = path.relative_to(ws).parts
+    return "/".join(parts[:2]) if parts[0] == "stages" else parts[0]
+
+
+def run_damage(rounds: int, seed: int, api_url: str | None, workdir: Path | None) -> DamageReport:
+    import shutil
+    import subprocess
+
+    from refresh_proc import FAQFORGE, refresh_env
+
+    rng = random.Random(seed)
+    work = workdir or Path(tempfile.mkdtemp(prefix="faqforge-damage-"))
+    corpus, report = tiny_corpus(work / "corpus"), DamageReport()
+    ws, pristine = work / "ws", work / "pristine"
+
+    def refresh(log: Path) -> int:
+        return start_refresh(corpus, ws, api, [], log).wait(timeout=600)
+
+    with prefect_api(api_url, work / "prefect") as api:
+        if refresh(work / "build.log") != 0:
+            raise RuntimeError(f"the first refresh failed: see {work / 'build.log'}")
+        want = dataset(ws)
+        shutil.copytree(ws, pristine)
+        for i in range(rounds):
+            shutil.rmtree(ws)
+            shutil.copytree(pristine, ws)
+            target = rng.choice(damageable(ws))
+            rel = target.relative_to(ws).as_posix()
+            report.kinds[kind_of(target, ws)] += 1
+            how = damage(target, rng)
+            log = work / f"round-{i:02d}.log"
+            outcome = "rebuilt"
+            if refresh(log) != 0:
+                text = log.read_text(errors="replace")
+                if rel not in text and target.parent.relative_to(ws).as_posix() not in text:
+                    report.unclear.append(f"{rel} ({how}): see {log}")
+                    report.outcomes["unclear stop"] += 1
+                    continue
+                fix = subprocess.run([*FAQFORGE, "datasets", "repair", "--workspace", str(ws)],
+                                     cwd=ROOT, env=refresh_env(api), capture_output=True,
+                                     text=True, timeout=120)  # fmt: skip
+                if fix.returncode != 0 or refresh(log) != 0:
+                    report.outcomes["stopped, repair cannot help"] += 1
+                    continue
+                outcome = "repaired"
+            try:
+                got = dataset(ws)
+            except AssertionError as exc:
+                report.wrong.append(f"{rel} ({how}): {exc}")
+                continue
+            if any(got[k] != want[k] for k in ("version", "train", "eval", "rejections")):
+                report.wrong.append(f"{rel} ({how}): published {got['version']}")
+                continue
+            report.outcomes[outcome] += 1
+            report.rounds += 1
+    report.rounds = sum(report.outcomes.values()) + len(report.wrong)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -187,7 +302,13 @@ def main() -> None:
     parser.add_argument("--fault-share", type=float, default=0.15, help="of teacher requests")
     parser.add_argument("--api-url", default=None, help="a running Prefect API to use")
     parser.add_argument("--workdir", type=Path, default=None, help="kept for inspection")
+    parser.add_argument("--damage", type=int, default=0, metavar="N",
+                        help="instead: damage a random workspace file N times")  # fmt: skip
     args = parser.parse_args()
+    if args.damage:
+        damaged = run_damage(args.damage, args.seed, args.api_url, args.workdir)
+        print(damaged.lines())
+        sys.exit(0 if damaged.ok else 1)
     report = run_chaos(
         args.runs, args.seed, args.kill_chance, args.max_kills, args.fault_share,
         args.api_url, args.workdir,

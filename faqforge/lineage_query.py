@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from faqforge.storage import Workspace, iter_jsonl, read_json
+from faqforge.storage import Workspace, iter_jsonl, read_json, read_run_manifest
 
 EXCERPT_CHARS = 240
 MAX_LISTED = 50  # documents shown in markdown (an artifact of 10k lines helps nobody)
@@ -57,7 +57,7 @@ def dataset_versions(ws: Workspace) -> list[str]:
 
 
 def run_manifests(ws: Workspace) -> list[dict[str, Any]]:
-    return [read_json(p) for p in sorted(ws.runs.glob("*/manifest.json"))]
+    return [read_run_manifest(ws, p.parent) for p in sorted(ws.runs.glob("*/manifest.json"))]
 
 
 def evaluation(ws: Workspace, run_id: str) -> dict[str, Any] | None:
@@ -121,7 +121,7 @@ def dataset_lineage(ws: Workspace, version: str) -> dict[str, Any]:
 
 
 def run_lineage(ws: Workspace, run_id: str) -> dict[str, Any]:
-    manifest = read_json(ws.runs / run_id / "manifest.json")
+    manifest = read_run_manifest(ws, ws.runs / run_id)
     version = manifest["dataset_version"]
     local = (ws.datasets / version / "manifest.json").is_file()
     dataset = dataset_summary(ws, version) if local else None

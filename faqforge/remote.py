@@ -34,7 +34,14 @@ from typing import Any
 from prefect import task
 
 from faqforge.config import FinetuneConfig, StorageConfig
-from faqforge.storage import Workspace, file_hash, publish_dir, read_json, write_json
+from faqforge.storage import (
+    Workspace,
+    file_hash,
+    portable_run_manifest,
+    publish_dir,
+    read_json,
+    write_json,
+)
 from faqforge.tasking import IO_RETRIES
 
 COMPLETE = "_COMPLETE"
@@ -197,13 +204,13 @@ def pull_run(remote: Remote, ws: Workspace, run_id: str | None) -> str | None:
     manifest = read_json(run_dir / "manifest.json")
     version = pull_dataset(remote, ws, manifest["dataset_version"])
     merged = run_dir / "merged"
-    manifest |= {
+    manifest |= {  # manifests written before paths were workspace-relative name the trainer's
         "dataset_dir": str(ws.datasets / str(version)),
         "adapter_dir": str(run_dir / "adapter"),
         "merged_dir": str(merged) if merged.is_dir() else None,
         "base_model": resolve_base_model(FinetuneConfig.model_validate(manifest["config"]), ws),
     }
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(run_dir / "manifest.json", portable_run_manifest(ws, manifest))
     return run_id
 
 

@@ -205,3 +205,48 @@ class Workspace:
 
     def write_pointer(self, name: str, value: str) -> None:
         atomic_write_text(self.root / name, value + "\n")
+
+    def relative(self, path: str | Path) -> str:
+        """A path under the workspace as ``datasets/ds-…`` (portable: a copied or mirrored
+        workspace reads it too); anything else (a hub name, a path outside) unchanged."""
+        absolute = Path(path)
+        if absolute.is_absolute() and absolute.is_relative_to(self.root):
+            return absolute.relative_to(self.root).as_posix()
+        return str(path)
+
+    def resolve(self, path: str) -> str:
+        """The inverse of ``relative``: a relative path that exists under the workspace
+        becomes absolute; absolute paths (older manifests) and hub names stay."""
+        return (
+            str(self.root / path)
+            if not Path(path).is_absolute() and (self.root / path).exists()
+            else path
+        )
+
+
+def workspace_relative(ws: Workspace, obj: Any) -> Any:
+    """``obj`` with every string that is a path inside the workspace made relative to it
+    (``.`` for the workspace itself): published manifests name no machine's folders."""
+    if isinstance(obj, dict):
+        return {k: workspace_relative(ws, v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [workspace_relative(ws, v) for v in obj]
+    if isinstance(obj, str) and obj.startswith(str(ws.root)):
+        return "." if obj == str(ws.root) else ws.relative(obj)
+    return obj
+
+
+# Run-manifest fields that are workspace paths: written relative, read back absolute.
+RUN_PATHS = ("dataset_dir", "adapter_dir", "merged_dir", "base_model")
+
+
+def portable_run_manifest(ws: Workspace, manifest: dict[str, Any]) -> dict[str, Any]:
+    return {k: ws.relative(v) if k in RUN_PATHS and v else v for k, v in manifest.items()}
+
+
+def read_run_manifest(ws: Workspace, run_dir: Path) -> dict[str, Any]:
+    """``runs/<id>/manifest.json`` with its workspace paths made absolute for this machine."""
+    from faqforge.integrity import read_json_object
+
+    manifest = read_json_object(run_dir / "manifest.json", required=("run_id",))
+    return {k: ws.resolve(v) if k in RUN_PATHS and v else v for k, v in manifest.items()}

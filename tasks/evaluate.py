@@ -34,6 +34,7 @@ from faqforge.storage import (
     iter_jsonl,
     read_json,
     read_records,
+    read_run_manifest,
     write_json,
     write_jsonl,
 )
@@ -74,7 +75,7 @@ def champion_run(ws: Workspace, run_id: str) -> tuple[str | None, dict[str, Any]
     path = ws.runs / champ / "manifest.json" if champ else None
     if champ is None or champ == run_id or path is None or not path.is_file():
         return champ, None
-    return champ, read_json(path)
+    return champ, read_run_manifest(ws, path.parent)
 
 
 def generate(
@@ -198,7 +199,7 @@ def evaluate_run(
     from tasks.eval_stats import outcome_intervals
     from tasks.training.outputs import add_evaluation_to_card
 
-    manifest = read_json(run_dir / "manifest.json")
+    manifest = read_run_manifest(ws, run_dir)
     items = read_records(Path(manifest["dataset_dir"]) / "eval.jsonl", EvalItem)
     pairs, untaught = scored_items(items, cfg)
     refs = [p.answer for p in pairs]

@@ -37,7 +37,7 @@ from prefect import task
 
 from faqforge.config import FinetuneConfig, stable_hash
 from faqforge.locking import workspace_lock
-from faqforge.storage import Workspace, iter_jsonl, read_json, write_json
+from faqforge.storage import Workspace, iter_jsonl, portable_run_manifest, read_json, write_json
 from faqforge.tasking import in_prefect_run
 from tasks.training.launch import TrainSpec, launch_command, run_training
 
@@ -98,7 +98,7 @@ def train_run(
     merged = run_dir / "merged"
     write_json(
         run_dir / "manifest.json",
-        {
+        portable_run_manifest(ws, {
             "run_id": rid,
             "dataset_version": dataset["version"],
             "dataset_content_hash": dataset["content_hash"],
@@ -108,8 +108,8 @@ def train_run(
             "metrics": metrics,
             "adapter_dir": str(adapter_dir),
             "merged_dir": str(merged) if merged.is_dir() else None,
-        },
-    )
+        }),
+    )  # fmt: skip
     ws.write_pointer("runs/LATEST", rid)
     return {
         "run_id": rid,

@@ -28,6 +28,7 @@ from faqforge.storage import (
     iter_jsonl,
     publish_dir,
     read_json,
+    workspace_relative,
     write_json,
     write_jsonl,
 )
@@ -278,9 +279,10 @@ def publish(
     eval_info = register_eval(ws, by_name["split"], eval_, untaught)
 
     def manifest_fn(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        return build_manifest(
+        manifest = build_manifest(
             version, cfg, documents, stages, files, validation, previous, eval_info, diff
         )
+        return workspace_relative(ws, manifest)  # the corpus `source` stays whole: lineage
 
     train_docs = [r["doc_id"] for r in iter_jsonl(by_name["split"].path("train_docs"))]
     state = eval_state(eval_info["version"], train_docs)

@@ -13,7 +13,14 @@ import tasks.finetune as ft
 from faqforge.config import FinetuneConfig
 from faqforge.locking import WorkspaceLocked, workspace_lock
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
-from faqforge.storage import Workspace, iter_jsonl, read_json, write_json, write_jsonl
+from faqforge.storage import (
+    Workspace,
+    iter_jsonl,
+    read_json,
+    read_run_manifest,
+    write_json,
+    write_jsonl,
+)
 from faqforge.tiny_llama import build_tiny_llama
 from tasks.training.recipe import build_trainer, train_adapter
 
@@ -185,7 +192,10 @@ def test_run_folder_layout_and_lineage(planted_run):
         "README.md",
         ft.SUCCESS,
     } <= adapter
-    manifest = read_json(run_dir / "manifest.json")
+    raw = read_json(run_dir / "manifest.json")
+    assert raw["adapter_dir"] == f"runs/{s['run_id']}/adapter"  # workspace-relative: portable
+    manifest = read_run_manifest(Workspace(ws), run_dir)
+    assert manifest["adapter_dir"] == str(run_dir / "adapter")
     assert manifest["dataset_version"] == s["dataset_version"] == "ds-planted"
     assert manifest["dataset_content_hash"] == "test"
     assert manifest["dataset_dir"] == str(planted_run["dataset"])

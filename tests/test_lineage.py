@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from faqforge.cli import app
 from faqforge.events import ADAPTER_TRAINED, DATASET_PUBLISHED, MADE
-from faqforge.storage import iter_jsonl, read_json
+from faqforge.storage import Workspace, iter_jsonl, read_json, read_run_manifest
 
 # Every test here reads the workspace of one real refresh → finetune → evaluate chain.
 pytestmark = pytest.mark.slow
@@ -135,7 +135,7 @@ def test_flows_materialize_the_chain_documents_dataset_adapter_report(chain):
     events = materializations([dataset, adapter, report])
     assert set(events) == {dataset, adapter, report}
     assert related_ids(events[dataset]) == {corpus}
-    base = read_json(ws / "runs" / rid / "manifest.json")["base_model"]
+    base = read_run_manifest(Workspace(ws), ws / "runs" / rid)["base_model"]
     assert related_ids(events[adapter]) == {dataset, f"file://{base}"}
     assert related_ids(events[report]) == {adapter, dataset}
     # Each materialization carries what the step made.
@@ -233,7 +233,7 @@ def test_lineage_of_a_dataset_version_and_of_a_run(chain):
 
     info = json.loads(lineage_cli(chain, rid, "--json").stdout)
     assert info["kind"] == "run" and info["dataset_version"] == version
-    assert info["base_model"] == read_json(ws / "runs" / rid / "manifest.json")["base_model"]
+    assert info["base_model"] == read_run_manifest(Workspace(ws), ws / "runs" / rid)["base_model"]
     assert info["dataset"]["version"] == version and info["dataset"]["documents"] == 3
     assert info["evaluation"]["n"] == 6
     text = lineage_cli(chain, rid).output

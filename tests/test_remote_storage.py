@@ -23,7 +23,7 @@ from faqforge.remote import (
     pull_dataset,
     push_dir,
 )
-from faqforge.storage import Workspace, read_json
+from faqforge.storage import Workspace, read_json, read_run_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,9 +83,8 @@ def test_finetune_in_an_empty_workspace_trains_on_the_remote_dataset(chain, tmp_
     version = chain["dataset"]["version"]
     assert run["dataset_version"] == version
     same_files(chain["ws"] / "datasets" / version, ws_b / "datasets" / version)
-    assert read_json(ws_b / "runs" / run["run_id"] / "manifest.json")["dataset_dir"] == str(
-        ws_b / "datasets" / version
-    )
+    manifest = read_run_manifest(Workspace(ws_b), ws_b / "runs" / run["run_id"])
+    assert manifest["dataset_dir"] == str(ws_b / "datasets" / version)
     assert (Path(run["adapter_dir"]) / "adapter_model.safetensors").is_file()
     assert not (ws_b / "tmp").exists() or not any((ws_b / "tmp").iterdir())
 
@@ -96,7 +95,9 @@ def test_evaluate_in_an_empty_workspace_fetches_run_and_dataset(chain, tmp_path)
 
     ws_c, rid = tmp_path / "c", chain["run"]["run_id"]
     result = evaluate_flow(run=rid, **chain["common"] | {"workspace": str(ws_c)})
-    manifest = read_json(ws_c / "runs" / rid / "manifest.json")
+    raw = read_json(ws_c / "runs" / rid / "manifest.json")
+    assert raw["adapter_dir"] == f"runs/{rid}/adapter"  # workspace-relative: portable
+    manifest = read_run_manifest(Workspace(ws_c), ws_c / "runs" / rid)
     assert manifest["dataset_dir"] == str(ws_c / "datasets" / manifest["dataset_version"])
     assert manifest["adapter_dir"] == str(ws_c / "runs" / rid / "adapter")
     assert Path(manifest["base_model"]).is_relative_to(ws_c)  # rebuilt here, same seed
