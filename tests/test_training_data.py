@@ -128,3 +128,20 @@ def test_chat_template_choice(tokenizers, tmp_path):
         data.resolve_chat_template("model", tok)
     with pytest.raises(FileNotFoundError, match="not 'model', 'llama3'"):
         data.resolve_chat_template(str(tmp_path / "missing.jinja"), tok)
+
+
+def test_a_damaged_tokenized_cache_entry_is_rebuilt_not_read(tokenizers, tmp_path, caplog):
+    a, _ = tokenizers
+    cache = tmp_path / "cache"
+    pairs, evals = [pair(0), pair(1)], [pair(2)]
+    tok = load(a)
+    first, _, _ = data.tokenized_splits(pairs, evals, tok, tok.chat_template, CFG, cache)
+    expected = list(first["input_ids"])  # read now: the dataset maps the file damaged below
+    (entry,) = cache.iterdir()
+    arrow = next((entry / "train").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[:100])  # cut mid-file
+    again, _, stats = data.tokenized_splits(pairs, evals, tok, tok.chat_template, CFG, cache)
+    assert stats["cache_hit"] is False and "rebuilding" in caplog.text
+    assert list(again["input_ids"]) == expected
+    third, _, stats = data.tokenized_splits(pairs, evals, tok, tok.chat_template, CFG, cache)
+    assert stats["cache_hit"] is True and list(third["input_ids"]) == expected

@@ -119,6 +119,34 @@ def cache_key(
     )
 
 
+def _hashes(entry: Path) -> dict[str, str]:
+    from faqforge.storage import file_hash
+
+    return {
+        p.relative_to(entry).as_posix(): file_hash(p)
+        for p in sorted(entry.rglob("*"))
+        if p.is_file() and p.name != DONE
+    }
+
+
+def _intact_entry(entry: Path) -> dict[str, Any] | None:
+    """The stats of a finished cache entry whose files match their recorded hashes; a
+    damaged one is a miss (logged, then rebuilt)."""
+    if not (entry / DONE).is_file():
+        return None
+    try:
+        done = json.loads((entry / DONE).read_text(encoding="utf-8"))
+        expected = done.pop("sha256")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("tokenized cache %s: unreadable marker (%s): rebuilding", entry, exc)
+        return None
+    if _hashes(entry) != expected:
+        log.warning("tokenized cache %s: files differ from their recorded hashes: rebuilding",
+                    entry)  # fmt: skip
+        return None
+    return dict(done)
+
+
 def tokenized_splits(
     train: list[QAPair],
     eval_: list[QAPair],
@@ -136,8 +164,7 @@ def tokenized_splits(
 
     key = cache_key(train, eval_, tokenizer, template, cfg)
     entry = cache_dir / key if cache_dir else None
-    if entry is not None and (entry / DONE).is_file():
-        stats = json.loads((entry / DONE).read_text())
+    if entry is not None and (stats := _intact_entry(entry)) is not None:
         return load_from_disk(entry / "train"), load_from_disk(entry / "eval"), stats
     args = (tokenizer, template, cfg.system_prompt, cfg.max_length)
     train_rows, train_counts = tokenize_pairs(train, *args)
@@ -155,10 +182,12 @@ def tokenized_splits(
         shutil.rmtree(staging, ignore_errors=True)
         for name, split in zip(("train", "eval"), splits, strict=True):
             split.save_to_disk(staging / name)
-        (staging / DONE).write_text(json.dumps({**stats, "cache_hit": True}))
-        if entry.exists():  # another process finished the same key first
+        done = {**stats, "cache_hit": True, "sha256": _hashes(staging)}
+        (staging / DONE).write_text(json.dumps(done))
+        if _intact_entry(entry) is not None:  # another process finished the same key first
             shutil.rmtree(staging)
         else:
+            shutil.rmtree(entry, ignore_errors=True)  # damaged: replaced
             os.rename(staging, entry)
         splits = load_from_disk(entry / "train"), load_from_disk(entry / "eval")
     return *splits, stats
