@@ -16,10 +16,11 @@ All processes use one Prefect API (``--api-url``, else a ``prefect server start`
 
     .venv/bin/python bench/chaos.py --damage 40      # 40 damaged workspaces, seed 0
 
-``--damage N``: one workspace is built, then N times a random file in it (stage outputs and
-markers, caches, published versions, eval versions and state, pointers, Prefect results) is
-truncated at a random length or overwritten with random bytes, and the refresh re-run. Each
-outcome is one of: rebuilt (published the fault-free dataset), stopped naming the damaged
+``--damage N``: one workspace is built and re-run once (the reference), then N times a
+random file in the built workspace (stage outputs and markers, caches, published versions,
+eval versions and state, pointers, Prefect results) is truncated at a random length or
+overwritten with random bytes, and the refresh re-run. Each outcome is one of: rebuilt
+(published what the undamaged re-run published), stopped naming the damaged
 file, then ``faqforge datasets repair`` and a re-run published it (repaired), or stopped naming
 the file where repair cannot help (the frozen eval items or a version's manifest lost: the
 message says to restore or start a new eval). Goals: 0 wrong publications (a dataset that
@@ -255,8 +256,12 @@ def run_damage(rounds: int, seed: int, api_url: str | None, workdir: Path | None
     with prefect_api(api_url, work / "prefect") as api:
         if refresh(work / "build.log") != 0:
             raise RuntimeError(f"the first refresh failed: see {work / 'build.log'}")
-        want = dataset(ws)
         shutil.copytree(ws, pristine)
+        # The reference is the same re-run on the undamaged workspace (a second refresh, with
+        # the eval split frozen by the first, rejects by other rules than the first did).
+        if refresh(work / "reference.log") != 0:
+            raise RuntimeError(f"the undamaged re-run failed: see {work / 'reference.log'}")
+        want = dataset(ws)
         for i in range(rounds):
             shutil.rmtree(ws)
             shutil.copytree(pristine, ws)

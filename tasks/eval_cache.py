@@ -70,7 +70,9 @@ class EvalCache:
             return None
         try:
             value = read_json(path)
-        except ValueError as exc:
+            if not isinstance(value, dict):
+                raise ValueError(f"holds a {type(value).__name__}, not an object")
+        except ValueError as exc:  # not JSON, not UTF-8, not an object: a miss
             log.warning("unreadable eval cache file %s (%s): computing again", path, exc)
             self.misses += 1
             return None

@@ -48,6 +48,17 @@ def test_run_all_produces_dataset_adapter_and_report(tmp_path):
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert (run_dir / "adapter" / "tokenizer.json").is_file()
     assert read_json(run_dir / "manifest.json")["dataset_version"] == version
+    # Portable: published manifests, the run manifest, card and adapter config name no folder
+    # of this machine's workspace (the base model by its identity, builtin:tiny-llama).
+    for path in (
+        ws / "datasets" / version / "manifest.json",
+        run_dir / "manifest.json",
+        run_dir / "adapter" / "README.md",
+        run_dir / "adapter" / "adapter_config.json",
+    ):
+        assert str(ws) not in path.read_text(), path
+    adapter_config = read_json(run_dir / "adapter" / "adapter_config.json")
+    assert adapter_config["base_model_name_or_path"] == "builtin:tiny-llama"
 
     metrics = read_json(run_dir / "eval" / "metrics.json")
     for side in ("base", "tuned"):

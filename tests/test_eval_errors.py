@@ -51,3 +51,15 @@ def test_summarize_counts_and_examples():
     assert [e["id"] for e in out["refusal"]["examples"]] == ["q1", "q3"]
     assert out["truncation"]["count"] == 1 and out["repetition"]["count"] == 0
     assert set(out) == set(ee.CATEGORIES)
+
+
+@pytest.mark.parametrize("content", [b"[]", b"\xff\xfe garbage", b'{"half": '])
+def test_a_damaged_eval_cache_entry_is_a_miss(tmp_path, content, caplog):
+    from tasks.eval_cache import EvalCache
+
+    cache = EvalCache(tmp_path)
+    cache.put("answers", ["q"], {"text": "A."})
+    assert cache.get("answers", ["q"]) == {"text": "A."}
+    cache.path("answers", ["q"]).write_bytes(content)
+    assert cache.get("answers", ["q"]) is None and cache.misses == 1
+    assert "unreadable eval cache file" in caplog.text

@@ -8,6 +8,7 @@ into plain weights for servers without LoRA support.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,15 @@ Dataset version `{dataset["version"]}` (content hash `{dataset.get("content_hash
 
 The loss curve is in `loss_curve.png`, sample answers per evaluation in `samples/`.
 """
+
+
+def name_base_model(adapter_dir: Path, identity: str) -> None:
+    """Record ``identity`` as the adapter's ``base_model_name_or_path`` (PEFT writes the
+    path it was loaded from, which names the training machine's folders)."""
+    path = adapter_dir / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = identity
+    atomic_write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def write_model_card(run_dir: Path, card: str) -> None:
