@@ -225,18 +225,24 @@ def damage(path: Path, rng: random.Random) -> str:
     return "garbage"
 
 
-def damageable(ws: Path) -> list[Path]:
-    skip = {"tmp", "locks"}
-    return sorted(
-        p for p in ws.rglob("*")
-        if p.is_file() and not p.is_symlink() and skip.isdisjoint(p.relative_to(ws).parts)
-        and not p.name.endswith(".lock")
-    )  # fmt: skip
+POINTERS = ("datasets/LATEST", "eval/STATE.json", "runs/LATEST", "runs/CHAMPION")
 
 
 def kind_of(path: Path, ws: Path) -> str:
-    parts = path.relative_to(ws).parts
-    return "/".join(parts[:2]) if parts[0] == "stages" else parts[0]
+    rel = path.relative_to(ws).as_posix()
+    return "pointers" if rel in POINTERS else rel.split("/")[0]
+
+
+def pick(ws: Path, rng: random.Random) -> Path:
+    """A file to damage: a kind first (stages, cache, datasets, eval, pointers, models,
+    prefect), each as likely, then a file of it; stage and cache files would otherwise be
+    nearly every pick."""
+    by_kind: dict[str, list[Path]] = {}
+    for p in sorted(ws.rglob("*")):
+        rel = p.relative_to(ws).parts
+        if p.is_file() and not p.is_symlink() and rel[0] not in ("tmp", "locks"):
+            by_kind.setdefault(kind_of(p, ws), []).append(p)
+    return rng.choice(by_kind[rng.choice(sorted(by_kind))])
 
 
 def run_damage(rounds: int, seed: int, api_url: str | None, workdir: Path | None) -> DamageReport:
@@ -265,7 +271,7 @@ def run_damage(rounds: int, seed: int, api_url: str | None, workdir: Path | None
         for i in range(rounds):
             shutil.rmtree(ws)
             shutil.copytree(pristine, ws)
-            target = rng.choice(damageable(ws))
+            target = pick(ws, rng)
             rel = target.relative_to(ws).as_posix()
             report.kinds[kind_of(target, ws)] += 1
             how = damage(target, rng)
