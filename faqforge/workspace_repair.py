@@ -30,11 +30,36 @@ def _created(folder: Path) -> str:
         return ""
 
 
+def repair_eval_metas(ws: Workspace, report: RepairReport) -> None:
+    """Rewrite the meta.json of every eval version whose items are intact but whose meta is
+    damaged; items that no longer hash to their id cannot be repaired (reported)."""
+    from faqforge.records import EvalItem
+    from faqforge.storage import read_records
+    from tasks.eval_registry import eval_root, eval_version_id, meta_damage, rewrite_meta
+
+    root = eval_root(ws)
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (folder / "eval.jsonl").is_file():
+            continue
+        try:
+            items = read_records(folder / "eval.jsonl", EvalItem)
+        except (ValueError, KeyError, TypeError):
+            items = []
+        if eval_version_id(items) != folder.name:
+            report.skipped.append(f"eval version {folder.name}: its items are damaged; "
+                                  "restore the folder or start a new eval split with "
+                                  "--new-eval")  # fmt: skip
+        elif (problem := meta_damage(folder, items)) is not None:
+            rewrite_meta(ws, folder.name)
+            report.actions.append(f"{folder / 'meta.json'}: rewritten from its items ({problem})")
+
+
 def repair_workspace(ws: Workspace) -> RepairReport:
     from tasks.eval_registry import EVAL_STATE, STATE, read_eval_items
     from tasks.publish import LATEST, version_damage
 
     report = RepairReport()
+    repair_eval_metas(ws, report)
     folders = [d for d in ws.datasets.iterdir() if d.is_dir()] if ws.datasets.is_dir() else []
     for folder in sorted(folders, key=lambda d: (_created(d), d.name), reverse=True):
         if (problem := version_damage(folder)) is not None:
@@ -51,7 +76,9 @@ def repair_workspace(ws: Workspace) -> RepairReport:
     if report.latest is None:
         raise DamagedFile(ws.datasets, "no published version verifies: "
                           + ("; ".join(report.skipped) or "none published"),
-                          "run `faqforge run refresh --new-eval` to publish afresh")  # fmt: skip
+                          "restore the damaged version from the storage.remote_url mirror, or "
+                          f"delete it and {ws.root / LATEST} to publish afresh (that refresh "
+                          "is compared with no previous version)")  # fmt: skip
     latest_path = ws.root / LATEST
     before = latest_path.read_bytes() if latest_path.is_file() else None
     if before is None or before.decode("utf-8", "replace").strip() != report.latest:

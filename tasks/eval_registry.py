@@ -93,33 +93,52 @@ def read_eval_items(ws: Workspace, version: str) -> list[EvalItem]:
     """An eval version's items, checked against its id and meta: a truncated file would
     shrink the frozen split (and weaken decontamination) without a word."""
     items_path = eval_root(ws) / version / "eval.jsonl"
-    fix = ws.pointer_fix(STATE)
+    # Lost items cannot be rebuilt (a new split would score models on other questions).
+    lost = ("restore the folder (a storage.remote_url mirror holds it), or start a new eval "
+            "split with `faqforge run refresh --new-eval`")  # fmt: skip
     if not items_path.is_file():
         raise DamagedFile(items_path, f"missing, but {ws.root / STATE} or a dataset names "
-                          f"eval version {version}", f"restore it, run {fix}, or start a new "
-                          "eval split with --new-eval")  # fmt: skip
+                          f"eval version {version}", lost)  # fmt: skip
     try:
         items = read_records(items_path, EvalItem)
     except (ValueError, KeyError, TypeError) as exc:
-        raise DamagedFile(items_path, f"unreadable ({exc})", fix) from exc
-    if (problem := version_damage(items_path.parent, items)) is not None:
-        raise DamagedFile(items_path, f"{problem}: the frozen eval split would change", fix)
+        raise DamagedFile(items_path, f"unreadable ({exc})", lost) from exc
+    if eval_version_id(items) != version:
+        raise DamagedFile(items_path, f"its {len(items)} items do not hash to the version id "
+                          f"{version}: the frozen eval split would change", lost)  # fmt: skip
+    if (problem := meta_damage(items_path.parent, items)) is not None:
+        raise DamagedFile(items_path.parent / "meta.json", problem, ws.pointer_fix(STATE))
     return items
 
 
-def version_damage(folder: Path, items: list[EvalItem]) -> str | None:
-    """Why an eval version folder's items are not the ones it was saved with (None: they
-    are): its id hashes the item ids, its meta counts them and records the file's hash."""
-    if eval_version_id(items) != folder.name:
-        return f"its {len(items)} items do not hash to the version id {folder.name}"
+def meta_damage(folder: Path, items: list[EvalItem]) -> str | None:
+    """Why an eval version's meta.json does not describe its (intact) items, or None."""
     meta_path = folder / "meta.json"
-    meta = read_json_object(meta_path, required=("items",)) if meta_path.is_file() else {}
-    if meta.get("items", len(items)) != len(items):
-        return f"it holds {len(items)} items, meta.json records {meta['items']}"
+    if not meta_path.is_file():
+        return None  # written last: a folder without it is not a complete version
+    try:
+        meta = read_json_object(meta_path, required=("items", "created_at"))
+    except DamagedFile as exc:
+        return exc.problem
+    if meta["items"] != len(items):
+        return f"records {meta['items']} items, eval.jsonl holds {len(items)}"
     digest = meta.get("sha256")
     if digest is not None and digest != file_hash(folder / "eval.jsonl"):
         return "eval.jsonl differs from the sha256 meta.json records"
     return None
+
+
+def rewrite_meta(ws: Workspace, version: str) -> None:
+    """Rebuild a damaged meta.json from its version's intact items (the parent it named is
+    lost: recorded as unknown)."""
+    folder = eval_root(ws) / version
+    items = read_records(folder / "eval.jsonl", EvalItem)
+    created = datetime.fromtimestamp((folder / "eval.jsonl").stat().st_mtime, UTC)
+    write_json(folder / "meta.json", {
+        **_meta(version, items, folder / "eval.jsonl"),
+        "created_at": created.isoformat(timespec="microseconds"),
+        "parent": None, "repaired": True,
+    })  # fmt: skip
 
 
 def eval_versions(ws: Workspace) -> list[str]:
@@ -141,23 +160,25 @@ def save_eval_version(ws: Workspace, items: list[EvalItem], meta: dict[str, Any]
     if not final.is_dir() or not _intact(ws, version):
         staging = ws.staging(f"eval-{version}")
         write_jsonl(staging / "eval.jsonl", items)
-        write_json(
-            staging / "meta.json",
-            {
-                "version": version,
-                "sha256": file_hash(staging / "eval.jsonl"),
-                "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-                "items": len(items),
-                "probes": {
-                    probe: sum(p.probe == probe for p in items)
-                    for probe in (KNOWLEDGE, UNSEEN_DOCUMENTS)
-                },
-                "eval_docs": sorted({p.doc_id for p in items if p.probe == UNSEEN_DOCUMENTS}),
-                **meta,
-            },
-        )
+        write_json(staging / "meta.json", {
+            **_meta(version, items, staging / "eval.jsonl"),
+            "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+            **meta,
+        })  # fmt: skip
         publish_dir(staging, final, replace=True)
     return version
+
+
+def _meta(version: str, items: list[EvalItem], path: Path) -> dict[str, Any]:
+    return {
+        "version": version,
+        "sha256": file_hash(path),
+        "items": len(items),
+        "probes": {
+            probe: sum(p.probe == probe for p in items) for probe in (KNOWLEDGE, UNSEEN_DOCUMENTS)
+        },
+        "eval_docs": sorted({p.doc_id for p in items if p.probe == UNSEEN_DOCUMENTS}),
+    }
 
 
 def _intact(ws: Workspace, version: str) -> bool:

@@ -188,3 +188,22 @@ def test_a_damaged_pointer_or_state_names_its_file_and_the_repair(ws, name, cont
     assert f"faqforge datasets repair --workspace {ws}" in str(info.value)
     report = repair_workspace(home)
     assert previous_version(home) == report.latest and frozen_state(home) is not None
+
+
+@pytest.mark.slow
+def test_a_damaged_eval_meta_is_rewritten_by_repair_and_lost_items_are_named(ws):
+    from faqforge.workspace_repair import repair_workspace
+
+    home = Workspace(ws)
+    version = read_json(ws / STATE)["version"]
+    meta = ws / "eval" / version / "meta.json"
+    meta.write_bytes(meta.read_bytes()[:40])
+    with pytest.raises(DamagedFile) as info:
+        frozen_state(home)
+    assert info.value.path == meta and "faqforge datasets repair" in str(info.value)
+    report = repair_workspace(home)
+    assert any(str(meta) in action for action in report.actions)
+    assert frozen_state(home)["version"] == version and read_json(meta)["repaired"] is True
+    cut(ws / "eval" / version / "eval.jsonl", 1)  # items lost: only a restore or --new-eval
+    with pytest.raises(DamagedFile, match="--new-eval"):
+        frozen_state(home)
