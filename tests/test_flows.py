@@ -55,6 +55,7 @@ def run_refresh(prefect_harness, monkeypatch, tmp_path):
     return run
 
 
+@pytest.mark.slow  # the whole refresh flow
 def test_refresh_publishes_a_version_with_lineage_and_counts(run_refresh, corpus, tmp_path):
     summary = run_refresh(corpus)
     datasets = tmp_path / "ws" / "datasets"
@@ -118,6 +119,7 @@ def test_refresh_publishes_a_version_with_lineage_and_counts(run_refresh, corpus
     assert manifest["teacher"]["cache_hits"] == 0
 
 
+@pytest.mark.slow  # the whole refresh flow
 def test_second_refresh_on_unchanged_inputs_makes_no_teacher_calls(run_refresh, corpus, tmp_path):
     first = run_refresh(corpus)
     second = run_refresh(corpus)
@@ -128,6 +130,7 @@ def test_second_refresh_on_unchanged_inputs_makes_no_teacher_calls(run_refresh, 
     assert manifest["teacher"]["requests"] == 0
 
 
+@pytest.mark.slow  # the whole refresh flow
 def test_changed_document_only_sends_its_changed_chunks(run_refresh, corpus):
     first = run_refresh(corpus)
     doc = sorted(corpus.glob("*.md"))[0]
@@ -157,6 +160,7 @@ def _artifacts(flow_run_id, key: str) -> list:
         )
 
 
+@pytest.mark.slow  # the whole refresh flow
 def test_failed_validation_blocks_publishing_and_keeps_latest(run_refresh, corpus, tmp_path):
     first = run_refresh(corpus)
     state = run_refresh(corpus, "validate.min_train_rows=100000", return_state=True)
@@ -259,6 +263,7 @@ def test_eval_split_stays_frozen_across_refreshes(run_refresh, corpus, tmp_path)
     assert all(r["record"]["eval_source"] == f"eval:{first['eval_version']}" for r in leaks)
 
 
+@pytest.mark.slow  # the whole refresh flow
 def test_a_refresh_stops_at_the_stage_that_leaves_nothing(run_refresh, corpus, tmp_path):
     """An empty corpus, a corpus of bad files and a curate that rejects every pair each stop
     at that stage, naming its counts and reasons, before any later stage runs."""

@@ -101,6 +101,7 @@ def planted(tmp_path_factory) -> tuple[Path, str]:
     return dataset, str(tiny_model(tmp_path_factory))
 
 
+@pytest.mark.slow  # trains
 def test_training_time_ceiling_stops_saves_the_adapter_and_says_so(planted, tmp_path):
     dataset, base = planted
     cfg = FinetuneConfig(base_model=base, max_steps=100_000, max_train_seconds=3,
@@ -115,12 +116,14 @@ def test_training_time_ceiling_stops_saves_the_adapter_and_says_so(planted, tmp_
     assert "| stopped | time_limit |" in (run_dir / "model_card.md").read_text()
 
 
+@pytest.mark.slow  # trains
 def test_training_without_a_ceiling_completes(planted, tmp_path):
     dataset, base = planted
     cfg = FinetuneConfig(base_model=base, max_steps=3, max_train_seconds=600, **TINY_TRAIN)
     assert ft.train_run(dataset, cfg, Workspace(tmp_path))["metrics"]["stopped"] == "completed"
 
 
+@pytest.mark.slow  # trains
 def test_training_holds_the_gpu_concurrency_slot(prefect_harness, planted, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate

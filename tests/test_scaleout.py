@@ -100,6 +100,7 @@ def dask_cluster():
         yield cluster.scheduler_address
 
 
+@pytest.mark.slow  # a local Dask cluster
 def test_dask_runner_without_address_starts_a_local_cluster_of_worker_processes():
     runner = task_runner(RunnerConfig(kind="dask", workers=3))
     assert runner.cluster_kwargs == {
@@ -134,6 +135,7 @@ print("RESULT", json.dumps({"parent": os.getpid(), "results": fan_out()}))
 """
 
 
+@pytest.mark.slow  # a local Dask cluster
 def test_map_shards_on_worker_processes_of_a_local_cluster_sharing_one_server():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     done = subprocess.run(
@@ -158,6 +160,7 @@ def test_runner_signatures_equal_local_ones_shard_by_shard():
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
+@pytest.mark.slow  # a local Dask cluster
 @pytest.mark.usefixtures("prefect_harness")
 def test_dedup_on_dask_equals_in_process(tmp_path, dask_cluster):
     """Same kept ids, rejections, clusters, file hashes and cache key as the default path."""
