@@ -31,11 +31,14 @@ from loopback import LoopbackServer
 class FaultProxy(LoopbackServer):
     """``with FaultProxy("http://127.0.0.1:8000/v1") as proxy: ... proxy.base_url``."""
 
-    def __init__(self, upstream: str, hang_s: float = 5.0, drip_s: float = 1.0):
+    def __init__(
+        self, upstream: str, hang_s: float = 5.0, drip_s: float = 1.0, hold_s: float = 0.0
+    ):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.hang_s = hang_s
         self.drip_s = drip_s
+        self.hold_s = hold_s  # every request waits this long before it is forwarded
         self.faults: deque[str] = deque()
         self.auth_headers: list[str] = []
         super().__init__()
@@ -87,6 +90,7 @@ class FaultProxy(LoopbackServer):
                 elif fault == "bad_utf8_200":
                     self._send_bytes(200, b'{"id": "\xff\xfe", "choices": []}')
                 else:
+                    time.sleep(proxy.hold_s)
                     status, data = proxy.forward(self.path, body, auth)
                     if fault == "malformed" and status == 200:
                         reply = json.loads(data)

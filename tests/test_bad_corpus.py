@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BAD = {  # file → the rejection reason it must get
     "broken.pdf": "unreadable_pdf",
     "locked.pdf": "encrypted_pdf",
-    "image.txt": "binary",  # NUL bytes behind a text extension
+    "image.txt": "wrong_type",  # a PNG behind a text extension
     "noise.md": "not_utf8",  # binary without NUL: no encoding reads it
     "latin1.md": "not_utf8",  # Latin-1, ambiguous between cp1250 and cp1252
     "blank.md": "empty",
