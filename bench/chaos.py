@@ -240,7 +240,7 @@ def pick(ws: Path, rng: random.Random) -> Path:
     by_kind: dict[str, list[Path]] = {}
     for p in sorted(ws.rglob("*")):
         rel = p.relative_to(ws).parts
-        if p.is_file() and not p.is_symlink() and rel[0] not in ("tmp", "locks"):
+        if p.is_file() and not p.is_symlink() and rel[0] not in ("tmp", ".locks"):
             by_kind.setdefault(kind_of(p, ws), []).append(p)
     return rng.choice(by_kind[rng.choice(sorted(by_kind))])
 
