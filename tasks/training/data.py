@@ -137,7 +137,11 @@ def _intact_entry(entry: Path) -> dict[str, Any] | None:
     try:
         done = json.loads((entry / DONE).read_text(encoding="utf-8"))
         expected = done.pop("sha256")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except KeyError:
+        log.info("tokenized cache %s: written without file hashes (older faqforge): rebuilding",
+                 entry)  # fmt: skip
+        return None
+    except (ValueError, TypeError, AttributeError) as exc:
         log.warning("tokenized cache %s: unreadable marker (%s): rebuilding", entry, exc)
         return None
     if _hashes(entry) != expected:
