@@ -192,11 +192,14 @@ def run_chaos(
 
 @dataclass
 class DamageReport:
-    rounds: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    kinds: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)  # one per damaged workspace
     wrong: list[str] = field(default_factory=list)
     unclear: list[str] = field(default_factory=list)
+
+    @property
+    def rounds(self) -> int:
+        return sum(self.kinds.values())
 
     @property
     def ok(self) -> bool:
@@ -299,8 +302,6 @@ def run_damage(rounds: int, seed: int, api_url: str | None, workdir: Path | None
                 report.wrong.append(f"{rel} ({how}): published {got['version']}")
                 continue
             report.outcomes[outcome] += 1
-            report.rounds += 1
-    report.rounds = sum(report.outcomes.values()) + len(report.wrong)
     return report
 
 

@@ -13,12 +13,9 @@ Two kinds of damage, two answers:
 from __future__ import annotations
 
 import json
-import logging
 import re
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger("faqforge.integrity")
 
 REPAIR = "faqforge datasets repair --workspace {root}"
 # What a pointer may hold: a version or run id, nothing else.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from faqforge.integrity import REPAIR, read_json_object, read_pointer_value
 from faqforge.records import Record
 
 R = TypeVar("R", bound=Record)
@@ -190,14 +191,10 @@ class Workspace:
 
         One that holds anything but an id raises ``DamagedFile`` with the repair command.
         """
-        from faqforge.integrity import read_pointer_value
-
         path = self.root / name
         return read_pointer_value(path, self.pointer_fix(name)) if path.is_file() else None
 
     def pointer_fix(self, name: str) -> str:
-        from faqforge.integrity import REPAIR
-
         if name.startswith("datasets/") or name.startswith("eval/"):
             return REPAIR.format(root=self.root)
         folder = self.root / name.split("/")[0]
@@ -246,7 +243,5 @@ def portable_run_manifest(ws: Workspace, manifest: dict[str, Any]) -> dict[str, 
 
 def read_run_manifest(ws: Workspace, run_dir: Path) -> dict[str, Any]:
     """``runs/<id>/manifest.json`` with its workspace paths made absolute for this machine."""
-    from faqforge.integrity import read_json_object
-
     manifest = read_json_object(run_dir / "manifest.json", required=("run_id",))
     return {k: ws.resolve(v) if k in RUN_PATHS and v else v for k, v in manifest.items()}
