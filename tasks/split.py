@@ -22,7 +22,8 @@ Against a frozen eval split (``tasks/eval_registry.py``; every refresh after the
 - its items are kept verbatim, also when their document changed or disappeared
   (``carried_eval`` counts those no longer generated), so scores stay comparable;
 - a document with unseen_documents items stays held out; its pairs that are not frozen items
-  (the document changed) are dropped as ``frozen_eval_doc``: in train they would leak, in
+  are dropped: other phrasings of a fact it asks as ``unseen_extra_phrasing`` (as in a fresh
+  split), new pairs (the document changed) as ``frozen_eval_doc``: in train they would leak, in
   eval they would change the eval set. ``--new-eval`` takes them in;
 - a fact with a frozen knowledge item keeps it and holds out nothing else;
 - a document recorded in train stays in train;
@@ -119,24 +120,46 @@ def hold_out_phrasings(
     return train, [held[p.id] for p in pool if p.id in held]
 
 
+def extra_phrasing(p: QAPair, asked_as: str) -> Rejection:
+    return Rejection(
+        record_id=p.id,
+        stage=STAGE,
+        reason="unseen_extra_phrasing",
+        detail=f"the unseen-documents probe asks fact {p.fact_id} once, as {asked_as}",
+        record=p.to_dict(),
+    )
+
+
 def one_per_fact(pairs: list[QAPair]) -> tuple[list[EvalItem], list[Rejection]]:
     """Unseen-documents items, the first phrasing of each fact; the others as rejections."""
     items, rejected = [], []
     for phrasings in by_fact(pairs).values():
         first, *rest = phrasings
         items.append(EvalItem(**first.to_dict(), probe=UNSEEN_DOCUMENTS))
-        rejected += [
-            Rejection(
-                record_id=p.id,
-                stage=STAGE,
-                reason="unseen_extra_phrasing",
-                detail=f"the unseen-documents probe asks fact {p.fact_id} once, as {first.id}",
-                record=p.to_dict(),
-            )
-            for p in rest
-        ]
+        rejected += [extra_phrasing(p, first.id) for p in rest]
     order = {p.id: i for i, p in enumerate(pairs)}
     return sorted(items, key=lambda p: order[p.id]), rejected
+
+
+def stale_rejections(stale: list[QAPair], frozen: FrozenEval) -> list[Rejection]:
+    """Pairs of a frozen eval document that are not its items. Another phrasing of a fact
+    the probe already asks is rejected as in a fresh split, so re-running against the
+    version a run just froze changes nothing; any other pair is new (the document changed).
+    """
+    asked = {p.fact_id: p.id for p in frozen.items if p.probe == UNSEEN_DOCUMENTS and p.fact_id}
+    return [
+        extra_phrasing(p, asked[p.fact_id])
+        if p.fact_id in asked
+        else Rejection(
+            record_id=p.id,
+            stage=STAGE,
+            reason="frozen_eval_doc",
+            detail=f"document {p.doc_id} is in frozen eval {frozen.version}; --new-eval takes "
+            "its new pairs in",
+            record=p.to_dict(),
+        )
+        for p in stale
+    ]
 
 
 @dataclass
@@ -159,18 +182,7 @@ def split_pairs(pairs: list[QAPair], cfg: SplitConfig, frozen: FrozenEval | None
     pool = [p for p in pairs if p.doc_id not in to_eval and p.id not in frozen_ids]
     fresh = [p for p in pairs if p.doc_id in to_eval and p.doc_id not in frozen_docs]
     stale = [p for p in pairs if p.doc_id in frozen_docs and p.id not in frozen_ids]
-    rejected = [
-        Rejection(
-            record_id=p.id,
-            stage=STAGE,
-            reason="frozen_eval_doc",
-            detail=f"document {p.doc_id} is in frozen eval {frozen.version}; --new-eval takes "
-            "its new pairs in",
-            record=p.to_dict(),
-        )
-        for p in stale
-        if frozen
-    ]
+    rejected = stale_rejections(stale, frozen) if frozen else []
     held_facts = frozenset(p.fact_id for p in items if p.probe == KNOWLEDGE and p.fact_id)
     train, knowledge = hold_out_phrasings(pool, cfg, held_facts)
     unseen, extra = one_per_fact(fresh)
@@ -178,7 +190,9 @@ def split_pairs(pairs: list[QAPair], cfg: SplitConfig, frozen: FrozenEval | None
     carried = sum(p.id not in current_ids for p in items)
     known_train = frozen.train_docs if frozen else frozenset()
     train_docs = sorted({p.doc_id for p in [*train, *knowledge]} | known_train)
-    return Split(train, [*items, *knowledge, *unseen], rejected + extra, carried, train_docs)
+    order = {p.id: i for i, p in enumerate(pairs)}  # one order, frozen or not
+    rejected = sorted(rejected + extra, key=lambda r: order[r.record_id])
+    return Split(train, [*items, *knowledge, *unseen], rejected, carried, train_docs)
 
 
 def split_stats(result: Split, frozen: FrozenEval | None) -> dict[str, Any]:

@@ -209,6 +209,19 @@ def test_unseen_documents_ask_each_fact_once():
     assert all(r.record["doc_id"] in sides(result)[1] for r in extra)
 
 
+def test_splitting_against_the_version_just_frozen_changes_nothing():
+    # A refresh killed after it froze its eval state re-runs against that state: the
+    # unseen documents' other phrasings must be rejected for the same reason, in the same
+    # order, or the dataset's rejections differ from an uninterrupted run's.
+    cfg = SplitConfig(eval_fraction=0.3, knowledge_fraction=0.3)
+    first = split_pairs(fact_corpus(), cfg)
+    held = FrozenEval(eval_version_id(first.eval), first.eval, frozenset(first.train_docs))
+    again = split_pairs(fact_corpus(), cfg, held)
+    assert any(r.reason == "unseen_extra_phrasing" for r in first.rejected)
+    assert (again.train, again.eval) == (first.train, first.eval)
+    assert again.rejected == first.rejected
+
+
 def test_frozen_knowledge_items_stay_and_their_facts_add_no_other():
     cfg = SplitConfig(knowledge_fraction=0.3)
     first = split_pairs(fact_corpus(), cfg)
