@@ -390,6 +390,15 @@ class NotifyConfig(Section):
     ui_url: str | None = None
 
 
+class PublishConfig(Section):
+    """What the dataset card of each published version declares."""
+
+    # The card's `license` (a hub licence id: apache-2.0, cc-by-4.0, other, ...): the terms
+    # the organisation publishes its dataset under; the documents' own terms still apply.
+    license: str = "other"
+    pretty_name: str | None = None  # None: "faqforge <name> FAQ"
+
+
 class PipelineConfig(Section):
     name: str = "default"
     workspace: Path = Path(".faqforge")
@@ -407,6 +416,7 @@ class PipelineConfig(Section):
     runner: RunnerConfig = RunnerConfig()
     storage: StorageConfig = StorageConfig()
     notify: NotifyConfig = NotifyConfig()
+    publish: PublishConfig = PublishConfig()
     # A second refresh on the same workspace waits this long for the first, then fails with
     # a message naming the holder. 0: fail at once.
     lock_timeout_s: float = Field(0.0, ge=0)
@@ -423,6 +433,9 @@ class PipelineConfig(Section):
             k: data[k]
             for k in ("ingest", "chunk", "curate", "dedup", "split", "decontaminate", "validate")
         }
+        # The chat files carry the system prompt, and the card its licence.
+        keyed["system_prompt"] = self.finetune.system_prompt
+        keyed["publish"] = data["publish"]
         keyed["teacher"] = self.teacher.content_key()
         keyed["dedup"] = self.dedup.content_key()
         return stable_hash(keyed)

@@ -110,7 +110,9 @@ def dataset_summary(ws: Workspace, version: str) -> dict[str, Any]:
         "teacher_model": (m.get("teacher") or {}).get("model"),
         "eval_version": (m.get("eval") or {}).get("version"),
         "counts": {
-            name.removesuffix(".jsonl"): f["rows"] for name, f in (m.get("files") or {}).items()
+            name.removesuffix(".jsonl"): f["rows"]
+            for name, f in (m.get("files") or {}).items()
+            if "rows" in f
         },
         "documents": m.get("documents", []),
     }

@@ -1,8 +1,11 @@
 """Publish a validated dataset version: ``datasets/<version>/`` appears whole or not at all.
 
 A version folder holds ``train.jsonl``, ``eval.jsonl``, ``rejections.jsonl`` (every record
-that left the pipeline, with stage and reason), ``diff.json`` (added / removed / changed pairs
-and retention by stage against the previous version, ``tasks/diff.py``) and ``manifest.json``
+that left the pipeline, with stage and reason), the chat files ``train.messages.jsonl`` and
+``eval.messages.jsonl`` (``faqforge/dataset_formats.py``), the dataset card ``README.md``
+(``tasks/dataset_card.py``), ``validation.md``/``validation.json``, ``diff.json`` (added /
+removed / changed pairs and retention by stage against the previous version,
+``tasks/diff.py``) and ``manifest.json``
 (inputs, config hash, code version, per-stage counts, teacher usage, eval version).
 Order: the eval version folder (``tasks/eval_registry.py``), the dataset folder, then
 ``datasets/LATEST``, then the eval registry's state, each switched only once complete.
@@ -18,12 +21,14 @@ from typing import Any
 from prefect import task
 
 from faqforge.config import PipelineConfig, stable_hash
+from faqforge.dataset_formats import chat_file, messages_row
 from faqforge.integrity import DamagedFile, read_json_object
 from faqforge.lineage import code_version
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, Document, EvalItem, QAPair, Rejection
 from faqforge.stage import StageOutput
 from faqforge.storage import (
     Workspace,
+    atomic_write_text,
     file_hash,
     iter_jsonl,
     publish_dir,
@@ -34,6 +39,7 @@ from faqforge.storage import (
 )
 from faqforge.tasking import in_prefect_run
 from faqforge.teachers.ledger import run_ledger
+from tasks.dataset_card import render_card
 from tasks.diff import (
     dataset_diff,
     diff_markdown,
@@ -49,8 +55,10 @@ from tasks.eval_registry import (
     save_eval_version,
     write_state,
 )
+from tasks.validate import ValidationReport, report_markdown
 
 LATEST = "datasets/LATEST"
+CARD = "README.md"
 
 
 def dataset_version(
@@ -139,11 +147,14 @@ def publish_dataset(
     eval_: list[EvalItem],
     rejections: list[Rejection],
     manifest_fn: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
-    diff: dict[str, Any],
-    state: dict[str, Any],
+    extras: dict[str, Any],
 ) -> Path:
     """Write a version folder atomically and point LATEST at it.
 
+    Beside the records: the chat files (``dataset_formats``), the validation report, the
+    eval state and the card (``README.md``, written last from the manifest and listed in it,
+    outside its ``content_hash``). ``extras``: ``diff``, ``state``, ``system_prompt``,
+    ``validation`` (the report's dict).
     A version that already exists should hold the same data (its id is content-derived):
     its files are rewritten in place, each atomically, so one damaged on disk is repaired,
     and its manifest and diff report this run's teacher usage.
@@ -151,14 +162,26 @@ def publish_dataset(
     final = ws.datasets / version
     staging = final if final.is_dir() else ws.staging(f"dataset-{version}")
     files: dict[str, dict[str, Any]] = {}
-    for name, rows in (("train", train), ("eval", eval_), ("rejections", rejections)):
-        path = staging / f"{name}.jsonl"
-        write_jsonl(path, rows)
-        files[f"{name}.jsonl"] = {"rows": len(rows), "sha256": file_hash(path)}
-    write_json(staging / "diff.json", diff)
+    chats = (
+        (chat_file(split), [messages_row(p, extras["system_prompt"]) for p in pairs])
+        for split, pairs in (("train", train), ("eval", eval_))
+    )
+    named = (("train.jsonl", train), ("eval.jsonl", eval_), ("rejections.jsonl", rejections))
+    for name, rows in (*named, *chats):
+        files[name] = {"rows": write_jsonl(staging / name, rows), "sha256": ""}
+    report = ValidationReport(**extras["validation"])
+    write_json(staging / "validation.json", extras["validation"])
+    atomic_write_text(staging / "validation.md", report_markdown(report, version) + "\n")
+    write_json(staging / "diff.json", extras["diff"])
     # The eval state this version leaves: `faqforge datasets repair` restores it from here.
-    write_json(staging / EVAL_STATE, state)
-    write_json(staging / "manifest.json", manifest_fn(files))
+    write_json(staging / EVAL_STATE, extras["state"])
+    for name in (*files, "validation.json", "validation.md"):
+        path = staging / name
+        files.setdefault(name, {}).update(sha256=file_hash(path), bytes=path.stat().st_size)
+    manifest = manifest_fn(files)
+    atomic_write_text(staging / CARD, render_card(manifest, rejections))
+    manifest["files"][CARD] = {"sha256": file_hash(staging / CARD)}
+    write_json(staging / "manifest.json", manifest)
     if staging is not final:
         publish_dir(staging, final)
     ws.write_pointer(LATEST, version)
@@ -286,7 +309,11 @@ def publish(
 
     train_docs = [r["doc_id"] for r in iter_jsonl(by_name["split"].path("train_docs"))]
     state = eval_state(eval_info["version"], train_docs)
-    path = publish_dataset(ws, version, train, eval_, rejections, manifest_fn, diff, state)
+    report = read_json(Path(validation["report"]))
+    report["data_docs"] = report["data_docs"] and ws.relative(report["data_docs"])
+    extras = {"diff": diff, "state": state, "system_prompt": cfg.finetune.system_prompt,
+              "validation": report}  # fmt: skip
+    path = publish_dataset(ws, version, train, eval_, rejections, manifest_fn, extras)
     write_state(ws, state["version"], state["train_docs"])
     summary = {
         "version": version,

@@ -22,6 +22,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from faqforge.artifacts import artifact_key, cell
 from faqforge.config import ValidateConfig
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.stage import StageOutput, module_hash, stage_key
@@ -149,15 +150,24 @@ def validate_dataset(
     return ValidationReport(not failures, statistics, failures, change, docs, plain)
 
 
-def report_markdown(report: ValidationReport, report_path: Path) -> str:
+def change_words(change: dict[str, Any]) -> str:
+    """``{"added_share": 0.1, "removed_share": None}`` as a sentence."""
+    named = (("added", change.get("added_share")), ("removed", change.get("removed_share")))
+    shares = [f"{share:.0%} {what}" for what, share in named if share is not None]
+    return ", ".join(shares) if shares else "no previous version to compare with"
+
+
+def report_markdown(report: ValidationReport, version: str | None = None) -> str:
+    """The validation on its own page: what passed, each failure in words and in a table
+    (the Data Docs HTML beside it needs the internet for its styles)."""
     stats = report.statistics
+    of = f" of dataset {version}" if version else ""
     lines = [
-        f"# Dataset validation: {'passed' if report.success else 'FAILED'}",
+        f"# Validation{of}: {'passed' if report.success else 'FAILED'}",
         "",
         f"{stats.get('successful_expectations')} of {stats.get('evaluated_expectations')} "
-        f"expectations passed. Report: `{report_path}`",
-        f"Data Docs: `{report.data_docs}`" if report.data_docs else "",
-        f"Change against the previous version: {report.change}",
+        f"expectations passed. Change against the previous version: "
+        f"{change_words(report.change)}.",
     ]
     if report.plain:
         lines += ["", *[f"- {sentence}" for sentence in report.plain]]
@@ -170,27 +180,23 @@ def report_markdown(report: ValidationReport, report_path: Path) -> str:
         lines += [
             f"| {f['suite']} | {f['expectation']} | {f['column'] or ''} | "
             f"{f['unexpected_count'] if f['unexpected_count'] is not None else ''} | "
-            f"{', '.join(map(str, f['sample_values']))[:200]} |"
+            f"{cell(', '.join(map(str, f['sample_values'])), 80)} |"
             for f in report.failures
         ]
     return "\n".join(lines)
 
 
-def _artifacts(report: ValidationReport, report_path: Path, dataset: StageOutput) -> None:
-    from prefect.artifacts import create_link_artifact, create_markdown_artifact
+def _artifacts(report: ValidationReport, workspace: Workspace, report_path: Path) -> None:
+    from prefect.artifacts import create_markdown_artifact
 
     create_markdown_artifact(
-        key="dataset-validation",
-        markdown=report_markdown(report, report_path),
-        description=f"validation of {dataset.stage} output {dataset.key}",
+        key=artifact_key("dataset-validation", workspace),
+        markdown=report_markdown(report)
+        + f"\n\nReport: `{workspace.relative(report_path)}`; Data Docs: "
+        f"`{workspace.relative(Path(report.data_docs)) if report.data_docs else '-'}` "
+        "(the published version keeps `validation.md` and `validation.json`).",
+        description="the Great Expectations suites on the decontaminated split",
     )
-    if report.data_docs:
-        create_link_artifact(
-            key="dataset-validation-docs",
-            link=Path(report.data_docs).as_uri(),
-            link_text="Great Expectations Data Docs",
-            description="the suites' results as HTML (in the validate stage folder)",
-        )
 
 
 @task(name="validate")
@@ -216,7 +222,7 @@ def validate(
     report_path = folder / "report.json"
     write_json(report_path, asdict(report))
     if in_prefect_run():
-        _artifacts(report, report_path, dataset)
+        _artifacts(report, ws, report_path)
         stats = report.statistics
         get_run_logger().info(
             "validation %s: %s/%s expectations passed, %d failure(s), report %s",
