@@ -33,6 +33,25 @@ app.add_typer(config_app, name="config")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(stage_app, name="stage")
 
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"faqforge {version('faqforge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Documents in; a validated QA dataset and a fine-tuned FAQ model out."""
+
+
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML")]
 SetOpt = Annotated[
     list[str] | None,
@@ -150,7 +169,9 @@ def run_finetune(
     ] = False,
 ) -> None:
     """Train a LoRA/QLoRA adapter on a published dataset version."""
-    _resolve(config, set_, source, workspace)
+    cfg = _resolve(config, set_, source, workspace)
+    if dataset is not None:
+        _check_version(cfg, dataset)
     from flows.finetune import finetune_flow
 
     _print_run(
@@ -230,6 +251,114 @@ def lineage_cmd(
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(to_json(info) if as_json else render(info), nl=False)
+
+
+def _check_version(cfg: PipelineConfig, dataset: str) -> None:
+    """Before any flow run: only a published version has eval probes and lineage."""
+    from faqforge.dataset_views import UnknownVersion, version_dir
+    from faqforge.storage import Workspace
+
+    try:
+        version_dir(Workspace(cfg.workspace), dataset)
+    except UnknownVersion as exc:
+        hint = (
+            "; --dataset takes a version id, not a file: publish your data with "
+            "`faqforge run refresh` (it adds the eval probes and lineage), or train on the "
+            "version's train.messages.jsonl with TRL directly"
+            if Path(dataset).exists()
+            else "; `faqforge datasets list` shows them"
+        )
+        typer.secho(f"--dataset: {exc}{hint}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _workspace(config: Path, set_: list[str] | None, workspace: Path | None) -> Any:
+    """The workspace of a files-only command (no Prefect); config errors exit 2."""
+    from faqforge.storage import Workspace
+
+    try:
+        return Workspace(load_run_config(config, set_, None, workspace).workspace)
+    except ConfigError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@datasets_app.command("list")
+def datasets_list(
+    config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, workspace: WorkspaceOpt = None
+) -> None:
+    """Every published version, oldest first, with its counts; * marks LATEST."""
+    from faqforge.dataset_views import list_text
+
+    typer.echo(list_text(_workspace(config, set_, workspace)), nl=False)
+
+
+@datasets_app.command("show")
+def datasets_show(
+    version: Annotated[str, typer.Argument(help="a dataset version id (ds-…)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """What one version holds: sources, teacher, eval probes, counts per stage."""
+    from faqforge.dataset_views import UnknownVersion, show_text
+
+    try:
+        typer.echo(show_text(_workspace(config, set_, workspace), version), nl=False)
+    except UnknownVersion as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@datasets_app.command("diff")
+def datasets_diff(
+    a: Annotated[str, typer.Argument(help="the older version")],
+    b: Annotated[str, typer.Argument(help="the newer version")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Pairs added, removed and changed from version A to version B."""
+    from faqforge.dataset_views import UnknownVersion, diff_text
+
+    try:
+        typer.echo(diff_text(_workspace(config, set_, workspace), a, b), nl=False)
+    except UnknownVersion as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("export")
+def export_cmd(
+    version: Annotated[str, typer.Argument(help="a dataset version id (ds-…), or LATEST")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="messages, alpaca, sharegpt, parquet or hf")
+    ] = "messages",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="folder to write (default <workspace>/exports/<version>/<format>)"),
+    ] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write a version's train and eval splits in another tool's format."""
+    from faqforge.dataset_formats import FORMATS, export
+    from faqforge.dataset_views import UnknownVersion, version_dir
+
+    ws = _workspace(config, set_, workspace)
+    if fmt not in FORMATS:
+        typer.secho(f"--format {fmt!r}: one of {', '.join(FORMATS)}", fg="red", err=True)
+        raise typer.Exit(2)
+    try:
+        name = ws.read_pointer("datasets/LATEST") if version == "LATEST" else version
+        folder = version_dir(ws, name or "LATEST")
+        written = export(folder, fmt, out or ws.root / "exports" / folder.name / fmt)
+    except (UnknownVersion, FileNotFoundError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    for path in written:
+        typer.echo(str(path))
 
 
 @datasets_app.command("repair")

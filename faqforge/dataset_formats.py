@@ -16,7 +16,6 @@ Rows keep ``id`` and ``source``, so an exported example still leads back to its 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -73,13 +72,10 @@ def export(version_dir: Path, fmt: str, dest: Path) -> list[Path]:
     if fmt == "hf":
         import datasets
 
-        out = dest / "hf"
-        if out.exists():
-            shutil.rmtree(out)
-        datasets.DatasetDict(
-            {split: datasets.Dataset.from_list(r) for split, r in rows.items()}
-        ).save_to_disk(str(out))
-        return [out]
+        datasets.disable_progress_bars()  # the command prints the paths it wrote, nothing else
+        splits = {split: datasets.Dataset.from_list(r) for split, r in rows.items()}
+        datasets.DatasetDict(splits).save_to_disk(str(dest))
+        return [dest]
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
