@@ -244,8 +244,19 @@ class ValidateConfig(Section):
 class FinetuneConfig(Section):
     """Every knob of the SFT run; defaults serve the tiny CPU student (see configs/*.yaml)."""
 
+    @property
+    def base_identity(self) -> str:
+        """The base model as adapters record it: portable, never this machine's folder."""
+        return self.base_model_name or self.base_model
+
     # "builtin:tiny-llama" builds a tiny Llama locally (no hub access); else a path or hub name.
     base_model: str = "builtin:tiny-llama"
+    # What the adapter names as its base when `base_model` is a local folder: its hub name,
+    # so the card and adapter_config.json carry no path of the training machine.
+    base_model_name: str | None = None
+    # The adapter card's `license`; None: a packaged model's own (SmolLM2: apache-2.0), else
+    # "other". Set it for hub models (Llama 3: llama3).
+    license: str | None = None
     # "model": the tokenizer's own template; "llama3" / "chatml": the pinned Llama-3 / ChatML
     # (SmolLM2) template with {% generation %} markers (assistant-only loss needs them; the
     # models' own templates lack them); or a path to a .jinja file.

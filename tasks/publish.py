@@ -13,7 +13,7 @@ Order: the eval version folder (``tasks/eval_registry.py``), the dataset folder,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,15 @@ from faqforge.config import PipelineConfig, stable_hash
 from faqforge.dataset_formats import chat_file, messages_row
 from faqforge.integrity import DamagedFile, read_json_object
 from faqforge.lineage import code_version
-from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, Document, EvalItem, QAPair, Rejection
+from faqforge.records import (
+    KNOWLEDGE,
+    UNSEEN_DOCUMENTS,
+    Document,
+    EvalItem,
+    QAPair,
+    Record,
+    Rejection,
+)
 from faqforge.stage import StageOutput
 from faqforge.storage import (
     Workspace,
@@ -162,13 +170,15 @@ def publish_dataset(
     final = ws.datasets / version
     staging = final if final.is_dir() else ws.staging(f"dataset-{version}")
     files: dict[str, dict[str, Any]] = {}
-    chats = (
-        (chat_file(split), [messages_row(p, extras["system_prompt"]) for p in pairs])
-        for split, pairs in (("train", train), ("eval", eval_))
-    )
-    named = (("train.jsonl", train), ("eval.jsonl", eval_), ("rejections.jsonl", rejections))
-    for name, rows in (*named, *chats):
-        files[name] = {"rows": write_jsonl(staging / name, rows), "sha256": ""}
+    named: list[tuple[str, Sequence[Record | dict[str, Any]]]] = [
+        ("train.jsonl", train),
+        ("eval.jsonl", eval_),
+        ("rejections.jsonl", rejections),
+    ]
+    for split, pairs in (("train", train), ("eval", eval_)):
+        named.append((chat_file(split), [messages_row(p, extras["system_prompt"]) for p in pairs]))
+    for name, rows in named:
+        files[name] = {"rows": write_jsonl(staging / name, rows)}
     report = ValidationReport(**extras["validation"])
     write_json(staging / "validation.json", extras["validation"])
     atomic_write_text(staging / "validation.md", report_markdown(report, version) + "\n")

@@ -59,6 +59,8 @@ def test_run_all_produces_dataset_adapter_and_report(tmp_path):
         assert str(ws) not in path.read_text(), path
     adapter_config = read_json(run_dir / "adapter" / "adapter_config.json")
     assert adapter_config["base_model_name_or_path"] == "builtin:tiny-llama"
+    card = (run_dir / "adapter" / "README.md").read_text()
+    assert f"datasets: [{version}]" in card and "license: other" in card
 
     metrics = read_json(run_dir / "eval" / "metrics.json")
     for side in ("base", "tuned"):

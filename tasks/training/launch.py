@@ -91,9 +91,9 @@ def run_training(spec: TrainSpec) -> dict[str, Any]:
         # The card and adapter_config.json name the base by its portable identity (the
         # config's `builtin:tiny-llama`, a packaged model or a hub name), not this machine's
         # folder; faqforge resolves it when loading (faqforge.models.resolve_base_model).
-        outputs.name_base_model(run_dir / "adapter", cfg.base_model)
+        outputs.name_base_model(run_dir / "adapter", cfg.base_identity)
         portable = {**spec.dataset, "dir": f"datasets/{spec.dataset['version']}"}
-        card = outputs.model_card(spec.run_id, cfg.base_model, portable, cfg, metrics)
+        card = outputs.model_card(spec.run_id, cfg.base_identity, portable, cfg, metrics)
         outputs.write_model_card(run_dir, card)
         if cfg.merge:
             outputs.merge_adapter(spec.base_model, run_dir / "adapter", run_dir / "merged")

@@ -87,9 +87,17 @@ def model_card(
     config = cfg.model_dump(mode="json")
     hp = "\n".join(f"| {k} | `{config[k]}` |" for k in HYPER_PARAMETERS)
     ms = "\n".join(f"| {k} | {metrics.get(k)} |" for k in CARD_METRICS)
+    from faqforge.models import packaged
+
+    model = packaged(base_model)
+    hub = model.hub_name if model else base_model
+    license_ = cfg.license or (model.license if model else "other")
+    source = f"base_model_source: {base_model}\n" if hub != base_model else ""
     return f"""---
 library_name: peft
-base_model: {base_model}
+base_model: {hub}
+{source}license: {license_}
+datasets: [{dataset["version"]}]
 tags: [faqforge, lora, sft, trl]
 ---
 # FAQ adapter `{run_id}`
