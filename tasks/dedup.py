@@ -49,6 +49,7 @@ import numpy as np
 from prefect import task
 
 from faqforge.config import DedupConfig, RunnerConfig, TeacherConfig
+from faqforge.progress import Progress
 from faqforge.records import QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import Workspace
@@ -155,10 +156,12 @@ class Paraphrases:
     def __init__(self, pairs: list[QAPair], cfg: DedupConfig) -> None:
         from tasks.embeddings import embed, neighbours
 
-        close = neighbours(embed([p.question for p in pairs]), cfg.semantic_threshold)
+        questions = embed([p.question for p in pairs], "dedup: embed questions")
+        close = neighbours(questions, cfg.semantic_threshold)
         # Answers are embedded only for pairs whose question has a close neighbour.
         involved = [i for i, near in enumerate(close) if near]
-        answers = dict(zip(involved, embed([pairs[i].answer for i in involved]), strict=True))
+        vectors = embed([pairs[i].answer for i in involved], "dedup: embed answers")
+        answers = dict(zip(involved, vectors, strict=True))
         facts, names = [p.fact_id for p in pairs], [code_spans(p.question) for p in pairs]
         self.close = [
             [
@@ -269,7 +272,8 @@ def dedup_pairs(
         checks = detectors(pairs, cfg, sign or local_signer(cfg), new_index)
         kept: set[int] = set()
         rejected: list[Rejection] = []
-        for i in sorted(range(len(pairs)), key=lambda k: rank(pairs[k], k)):
+        progress = Progress("dedup: compare", len(pairs), "pairs")
+        for i in progress.each(sorted(range(len(pairs)), key=lambda k: rank(pairs[k], k))):
             for check in checks:
                 if (hit := check.match(i)) is None:
                     continue

@@ -12,8 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from faqforge.progress import Progress
+
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _BLOCK = 1024  # rows of the similarity matrix held at once
+_EMBED_BLOCK = 512  # texts encoded between two progress reports
 
 
 @cache
@@ -25,14 +28,18 @@ def load_model() -> Any:
     return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
 
 
-def embed(texts: list[str]) -> np.ndarray:
-    """``(len(texts), 384)`` float32 unit vectors."""
+def embed(texts: list[str], what: str = "embed") -> np.ndarray:
+    """``(len(texts), 384)`` float32 unit vectors; progress reported per block of texts."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    vectors = load_model().encode(
-        texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    model, blocks = load_model(), []
+    with Progress(what, len(texts), "texts") as progress:
+        for lo in range(0, len(texts), _EMBED_BLOCK):
+            part = texts[lo : lo + _EMBED_BLOCK]
+            blocks.append(model.encode(part, batch_size=64, normalize_embeddings=True,
+                                       show_progress_bar=False))  # fmt: skip
+            progress.advance(len(part))
+    return np.asarray(np.concatenate(blocks), dtype=np.float32)
 
 
 def neighbours(vectors: np.ndarray, threshold: float) -> list[list[tuple[int, float]]]:

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from faqforge.chat import prompt_messages
 from faqforge.config import EvaluateConfig
+from faqforge.progress import Progress
 from tasks.eval_cache import EvalCache, adapter_hash, model_identity
 
 
@@ -113,26 +114,43 @@ def generate_transformers(
     stop_ids = stop_token_ids(tokenizer, model.generation_config)
 
     answers: list[Answer] = []
-    for start in range(0, len(questions), cfg.batch_size):
-        batch = [
-            prompt_messages(q, system_prompt) for q in questions[start : start + cfg.batch_size]
-        ]
-        encoded: Any = tokenizer.apply_chat_template(
-            batch, add_generation_prompt=True, padding=True, return_dict=True, return_tensors="pt"
+    which = f"evaluate: answer ({'adapter' if adapter_dir else 'base'})"
+    with Progress(which, len(questions), "questions") as progress:
+        for start in range(0, len(questions), cfg.batch_size):
+            batch = questions[start : start + cfg.batch_size]
+            answers += _answer_batch(model, tokenizer, batch, cfg, system_prompt, stop_ids)
+            progress.advance(len(batch))
+    return answers
+
+
+def _answer_batch(
+    model: Any,
+    tokenizer: Any,
+    questions: list[str],
+    cfg: EvaluateConfig,
+    system_prompt: str,
+    stop_ids: list[int],
+) -> list[Answer]:
+    import torch
+
+    encoded: Any = tokenizer.apply_chat_template(
+        [prompt_messages(q, system_prompt) for q in questions],
+        add_generation_prompt=True, padding=True, return_dict=True, return_tensors="pt",
+    )  # fmt: skip
+    inputs = encoded.to(model.device)
+    with torch.inference_mode():
+        out = model.generate(
+            **inputs,
+            do_sample=False,
+            max_new_tokens=cfg.max_new_tokens,
+            eos_token_id=stop_ids,
+            pad_token_id=tokenizer.pad_token_id,
         )
-        inputs = encoded.to(device)
-        with torch.inference_mode():
-            out = model.generate(
-                **inputs,
-                do_sample=False,
-                max_new_tokens=cfg.max_new_tokens,
-                eos_token_id=stop_ids,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        for row in out[:, inputs["input_ids"].shape[1] :].tolist():
-            stopped = any(t in stop_ids for t in row)
-            text = str(tokenizer.decode(row, skip_special_tokens=True)).strip()
-            answers.append(Answer(text, truncated=not stopped and len(row) >= cfg.max_new_tokens))
+    answers = []
+    for row in out[:, inputs["input_ids"].shape[1] :].tolist():
+        stopped = any(t in stop_ids for t in row)
+        text = str(tokenizer.decode(row, skip_special_tokens=True)).strip()
+        answers.append(Answer(text, truncated=not stopped and len(row) >= cfg.max_new_tokens))
     return answers
 
 

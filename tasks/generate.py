@@ -28,6 +28,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from faqforge.config import TeacherConfig, stable_hash
+from faqforge.progress import Progress
 from faqforge.records import Chunk, QAPair, Rejection, fact_id_of
 from faqforge.stage import StageCounts, StageOutput, module_hash, save_output, stage_key
 from faqforge.storage import Workspace
@@ -166,6 +167,7 @@ async def generate_for_chunks(
     budget: Budget | None = None,
     slot: Slot | None = None,
     force: bool = False,
+    logger: Any = None,
 ) -> GenerateResult:
     """Ask the teacher about every uncached chunk, ``cfg.concurrency`` at a time.
 
@@ -180,6 +182,13 @@ async def generate_for_chunks(
     limit = asyncio.Semaphore(cfg.concurrency)
 
     async def answer(chunk: Chunk) -> TeacherReply | TeacherError:
+        hits = stats.cache_hits
+        outcome = await ask(chunk)
+        failed = isinstance(outcome, TeacherError) and outcome is not BUDGET_SPENT
+        progress.advance(1, cache_hits=stats.cache_hits - hits, failed=int(failed))
+        return outcome
+
+    async def ask(chunk: Chunk) -> TeacherReply | TeacherError:
         n_facts = facts_for_chunk(chunk.n_tokens, cfg)
         path = cache_path(cache_dir, generation_key(chunk, n_facts, teacher, cfg))
         if not force and (cached := read_reply(path)) is not None:
@@ -202,9 +211,11 @@ async def generate_for_chunks(
         write_reply(path, reply, teacher)
         return reply
 
+    progress = Progress("generate", len(chunks), "chunks", logger=logger)
     jobs = [asyncio.ensure_future(answer(c)) for c in chunks]
     try:
-        outcomes = await asyncio.gather(*jobs)
+        with progress:
+            outcomes = await asyncio.gather(*jobs)
     finally:
         for pending in jobs:  # after a crash, stop asking: what was answered is cached
             pending.cancel()
@@ -265,7 +276,13 @@ def generate(
     items = chunks.read("chunks", Chunk)
     logger = get_run_logger() if in_prefect_run() else log
     coro = generate_for_chunks(
-        items, teacher, ws.teacher_cache, cfg, slot=prefect_slot(cfg), force=force_regenerate
+        items,
+        teacher,
+        ws.teacher_cache,
+        cfg,
+        slot=prefect_slot(cfg),
+        force=force_regenerate,
+        logger=logger,
     )
     try:
         result = run_sync(coro)
@@ -303,7 +320,11 @@ def generate(
     )
     publish_counts_artifact(out)
     publish_ledger_artifact(run_ledger({STAGE: ledger}, cfg.token_budget))
+    st = result.stats
     logger.info(
-        "generate: %s %s", out.counts.as_dict(), {k: v for k, v in stats.items() if k != "ledger"}
-    )
+        "generate: %d chunks → %d pairs (%d rejected); %d sent to %s, %d from cache, %d failed, "
+        "%d left for a later run; %d prompt + %d completion tokens",
+        len(items), len(result.pairs), len(result.rejections), st.requests, teacher.name,
+        st.cache_hits, st.failed, st.left, st.prompt_tokens, st.completion_tokens,
+    )  # fmt: skip
     return out

@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 
 from faqforge.chat import prompt_messages
 from faqforge.config import FinetuneConfig
+from faqforge.progress import eta_text
 from faqforge.records import QAPair
 from faqforge.storage import write_jsonl
 from faqforge.tasking import in_prefect_run
@@ -87,13 +88,39 @@ class RunLog(TrainerCallback):
 
     def __init__(self, logger: Any):
         self.logger = logger
+        self.start: tuple[float, int] | None = None  # (time, step) when training began
+
+        self.artifact: Any = None  # the Prefect run's progress artifact
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.start = (time.monotonic(), state.global_step)  # a resumed run starts mid-way
+        if state.is_world_process_zero and in_prefect_run():
+            from prefect.artifacts import create_progress_artifact
+
+            self.artifact = create_progress_artifact(
+                100.0 * state.global_step / max(state.max_steps, 1),
+                description=f"training: step {state.global_step}/{state.max_steps}",
+            )
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
         if state.is_world_process_zero and logs:
             shown = ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()
             )
-            self.logger.info("step %d: %s", state.global_step, shown)
+            began, first = self.start or (time.monotonic(), 0)
+            done, left = state.global_step - first, state.max_steps - first
+            eta = eta_text(time.monotonic() - began, done, left)
+            self.logger.info(
+                "step %d/%d (ETA %s): %s", state.global_step, state.max_steps, eta, shown
+            )
+            if self.artifact is not None:
+                from prefect.artifacts import update_progress_artifact
+
+                update_progress_artifact(
+                    self.artifact,
+                    100.0 * state.global_step / max(state.max_steps, 1),
+                    description=f"training: step {state.global_step}/{state.max_steps}, ETA {eta}",
+                )
 
 
 def log_to_prefect_run(trainer: Any) -> None:
