@@ -12,6 +12,9 @@ from pathlib import Path
 def prepare_environment(workspace: Path | None = None) -> None:
     # No telemetry (it fails and logs offline); the first ephemeral start can take ~20 s.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The SDK's own telemetry and its first-run notice on a terminal: Prefect documents the
+    # DO_NOT_TRACK standard as the switch (read when prefect is imported).
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     # Nothing is downloaded at run time: models are local paths or already cached.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
