@@ -9,10 +9,17 @@ answer would otherwise break the row), with the full text in a file the artifact
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
+from pathlib import Path
 
 from faqforge.storage import Workspace
+
+
+def stage_workspace(stage_dir: str | Path) -> Workspace:
+    """The workspace of a stage folder (``<workspace>/stages/<stage>/<key>``)."""
+    return Workspace(Path(stage_dir).parents[2])
 
 
 def artifact_key(name: str, ws: Workspace) -> str:
@@ -30,3 +37,20 @@ def cell(text: object, limit: int = 60) -> str:
     if len(flat) > limit:
         flat = flat[: limit - 1].rstrip() + "…"
     return flat.replace("|", "\\|")
+
+
+_RELATIVE_PNG = re.compile(r"!\[([^\]]*)\]\(([\w.-]+\.png)\)")
+
+
+def embed_image(markdown: str, folder: Path) -> str:
+    """Relative PNG links (``![histogram](scores.png)``) as data URIs: a report beside its
+    plot reads fine on disk, but the UI has no folder to resolve the link in."""
+
+    def inline(match: re.Match[str]) -> str:
+        path = folder / match.group(2)
+        if not path.is_file():
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f"![{match.group(1)}](data:image/png;base64,{data})"
+
+    return _RELATIVE_PNG.sub(inline, markdown)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import faqforge
+from faqforge.artifacts import artifact_key
 from faqforge.config import PipelineConfig
 from faqforge.lineage_query import dataset_lineage, render, run_lineage
 from faqforge.storage import Workspace
@@ -82,7 +83,9 @@ def _asset(url: str, name: str, description: str | None = None) -> Any:
     return Asset(key=asset_key(url), properties=AssetProperties(name=name, description=description))
 
 
-def _materialize(asset: Any, upstream: list[Any], metadata: dict[str, Any], chain: str) -> None:
+def _materialize(
+    asset: Any, upstream: list[Any], metadata: dict[str, Any], chain: str, ws: Workspace
+) -> None:
     """Emit one materialization of ``asset`` with its upstream assets, and the chain as the
     flow run's ``lineage`` artifact. Outside a Prefect run there is nothing to report to."""
     if not in_prefect_run():
@@ -103,7 +106,9 @@ def _materialize(asset: Any, upstream: list[Any], metadata: dict[str, Any], chai
         add_asset_metadata(asset, metadata)
 
     record(metadata)
-    create_markdown_artifact(key="lineage", markdown=chain, description=f"lineage of {asset.key}")
+    create_markdown_artifact(
+        key=artifact_key("lineage", ws), markdown=chain, description=f"lineage of {asset.key}"
+    )
 
 
 def record_dataset(summary: dict[str, Any], cfg: PipelineConfig) -> None:
@@ -113,7 +118,8 @@ def record_dataset(summary: dict[str, Any], cfg: PipelineConfig) -> None:
     corpus = _asset(f"file://{cfg.source}", "corpus", f"{len(info['documents'])} documents")
     dataset = _asset(location(cfg, f"datasets/{info['version']}"), f"dataset {info['version']}")
     meta = {k: info[k] for k in ("counts", "content_hash", "prompt_version", "teacher_model")}
-    _materialize(dataset, [corpus], meta | {"documents": len(info["documents"])}, render(info))
+    documents = {"documents": len(info["documents"])}
+    _materialize(dataset, [corpus], meta | documents, render(info), ws)
 
 
 def record_adapter(summary: dict[str, Any], cfg: PipelineConfig) -> None:
@@ -126,7 +132,7 @@ def record_adapter(summary: dict[str, Any], cfg: PipelineConfig) -> None:
     ]
     adapter = _asset(location(cfg, f"runs/{rid}/adapter"), f"adapter {rid}")
     meta = {k: info[k] for k in ("dataset_version", "base_model", "steps", "train_loss_last")}
-    _materialize(adapter, upstream, meta, render(info))
+    _materialize(adapter, upstream, meta, render(info), Workspace(cfg.workspace))
 
 
 def record_report(run_id: str, cfg: PipelineConfig) -> None:
@@ -139,4 +145,4 @@ def record_report(run_id: str, cfg: PipelineConfig) -> None:
     ]
     report = _asset(location(cfg, f"runs/{run_id}/eval/report.md"), f"report {run_id}")
     meta = {"promoted": ev["promoted"], "n": ev["n"], "base": ev["base"], "tuned": ev["tuned"]}
-    _materialize(report, upstream, meta, render(info))
+    _materialize(report, upstream, meta, render(info), Workspace(cfg.workspace))

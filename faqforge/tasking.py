@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from faqforge.artifacts import artifact_key, stage_workspace
 from faqforge.stage import (
     StageCounts,
     StageOutput,
@@ -73,7 +74,7 @@ def publish_counts_artifact(out: StageOutput) -> None:
         if isinstance(v, int | float)
     ]
     create_table_artifact(
-        key=f"{out.stage.replace('_', '-')}-counts",
+        key=artifact_key(f"{out.stage.replace('_', '-')}-counts", stage_workspace(out.dir)),
         table=rows,
         description=f"{out.stage}: records in/out/rejected (output {out.key})",
     )

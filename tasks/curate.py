@@ -23,6 +23,7 @@ from typing import Any
 
 from prefect import task
 
+from faqforge.artifacts import artifact_key, stage_workspace
 from faqforge.config import CurateConfig
 from faqforge.records import Chunk, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
@@ -328,7 +329,7 @@ def publish_coverage_artifact(out: StageOutput) -> None:
 
     summary = out.stats["coverage"]
     create_table_artifact(
-        key="curate-coverage",
+        key=artifact_key("curate-coverage", stage_workspace(out.dir)),
         table=list(iter_jsonl(out.path("coverage"))),
         description=(
             f"curated pairs per heading: {summary['headings_without_pairs']} of "

@@ -14,14 +14,18 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from faqforge.artifacts import cell
 from tasks.eval_errors import CATEGORIES
 
 REPORT_ROWS = 20
+CELL_CHARS = 240
 SIDES = ("base", "tuned")
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ").strip() or "∅"
+    """One line (a ``\\r`` or newline in a model's answer would break a block or row), at most
+    ``CELL_CHARS``: ``predictions.jsonl`` and ``report.csv`` hold the whole text."""
+    return cell(text, CELL_CHARS) or "∅"
 
 
 def _num(v: float | None) -> str:

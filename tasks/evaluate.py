@@ -26,6 +26,7 @@ from typing import Any
 
 from prefect import task
 
+from faqforge.artifacts import artifact_key, embed_image
 from faqforge.config import EvaluateConfig, TeacherConfig, stable_hash
 from faqforge.records import KNOWLEDGE, PROBES, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.storage import (
@@ -382,9 +383,10 @@ def evaluate(
     if in_prefect_run():
         from prefect.artifacts import create_markdown_artifact
 
+        ws = Workspace(Path(workspace))
         create_markdown_artifact(
-            key="evaluation-report",
-            markdown=result["markdown"],
+            key=artifact_key("evaluation-report", ws),
+            markdown=embed_image(result["markdown"], Path(result["report"]).parent),
             description=f"base vs tuned on the eval split, run {Path(run_dir).name}",
         )
     return {"report": result["report"], "metrics": result["metrics"]}

@@ -35,6 +35,7 @@ from typing import Any
 
 from prefect import task
 
+from faqforge.artifacts import artifact_key, cell, embed_image
 from faqforge.config import FinetuneConfig, stable_hash
 from faqforge.locking import workspace_lock
 from faqforge.storage import Workspace, iter_jsonl, portable_run_manifest, read_json, write_json
@@ -168,47 +169,55 @@ def _dataset_manifest(dataset_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def metrics_markdown(summary: dict[str, Any]) -> str:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["metrics"].items()))
+def metrics_markdown(summary: dict[str, Any], ws: Workspace) -> str:
+    rows = "\n".join(f"| {k} | {cell(v)} |" for k, v in sorted(summary["metrics"].items()))
     return (
         f"# Fine-tune run `{summary['run_id']}`\n\n"
-        f"Dataset version `{summary['dataset_version']}`; adapter `{summary['adapter_dir']}`; "
-        f"loss curve `{summary['run_dir']}/loss_curve.png`.\n\n"
+        f"Dataset version `{summary['dataset_version']}`; adapter "
+        f"`{ws.relative(summary['adapter_dir'])}`.\n\n![loss curve](loss_curve.png)\n\n"
         f"| metric | value |\n|---|---|\n{rows}\n"
     )
 
 
-def samples_markdown(run_dir: Path) -> str | None:
-    """The sample answers of the first and the last evaluation, side by side."""
+SAMPLE_CHARS = 200  # per answer in the artifact; the samples/ files hold the whole text
+
+
+def samples_markdown(run_dir: Path, ws: Workspace) -> str | None:
+    """The sample answers of the first and the last evaluation, one short block per question
+    (a four-column table of long answers overflows the UI's width)."""
     files = sorted((run_dir / "samples").glob("step-*.jsonl"))
     if not files:
         return None
     first, last = list(iter_jsonl(files[0])), list(iter_jsonl(files[-1]))
     lines = [
-        f"| question | reference | step {first[0]['step']} | step {last[0]['step']} |",
-        "|---|---|---|---|",
+        f"# Sample answers, step {first[0]['step']} and step {last[0]['step']}",
+        "",
+        f"Whole answers: `{ws.relative(files[0])}`, `{ws.relative(files[-1])}`.",
     ]
     for a, b in zip(first, last, strict=False):
-        cells = (a["question"], a["reference"], a["answer"], b["answer"])
-        lines.append(
-            "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
-        )
+        lines += [
+            "",
+            f"**{cell(a['question'], SAMPLE_CHARS)}**",
+            f"- reference: {cell(a['reference'], SAMPLE_CHARS)}",
+            f"- step {a['step']}: {cell(a['answer'], SAMPLE_CHARS)}",
+            f"- step {b['step']}: {cell(b['answer'], SAMPLE_CHARS)}",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def publish_artifacts(summary: dict[str, Any]) -> None:
+def publish_artifacts(summary: dict[str, Any], ws: Workspace) -> None:
     """Metrics, loss history and sample answers as artifacts of the current Prefect run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     run_dir = Path(summary["run_dir"])
     create_markdown_artifact(
-        key="finetune-metrics",
-        markdown=metrics_markdown(summary),
+        key=artifact_key("finetune-metrics", ws),
+        markdown=embed_image(metrics_markdown(summary, ws), run_dir),
         description=f"training metrics of run {summary['run_id']}",
     )
     history = read_json(run_dir / "trainer_state.json")["log_history"]
     create_table_artifact(
-        key="finetune-loss",
+        key=artifact_key("finetune-loss", ws),
         table=[
             {"step": e["step"], "loss": e.get("loss"), "eval_loss": e.get("eval_loss")}
             for e in history
@@ -216,9 +225,9 @@ def publish_artifacts(summary: dict[str, Any]) -> None:
         ],
         description=f"train and eval loss per step, run {summary['run_id']}",
     )
-    if (samples := samples_markdown(run_dir)) is not None:
+    if (samples := samples_markdown(run_dir, ws)) is not None:
         create_markdown_artifact(
-            key="finetune-samples",
+            key=artifact_key("finetune-samples", ws),
             markdown=samples,
             description=f"sample answers before and after training, run {summary['run_id']}",
         )
@@ -229,7 +238,8 @@ def finetune(
     dataset_dir: str, cfg: FinetuneConfig, workspace: str, resume: bool = False
 ) -> dict[str, Any]:
     """Train (or find) the adapter for this dataset version and config; return its run summary."""
-    summary = train_run(Path(dataset_dir), cfg, Workspace(Path(workspace)), resume=resume)
+    ws = Workspace(Path(workspace))
+    summary = train_run(Path(dataset_dir), cfg, ws, resume=resume)
     if in_prefect_run():
-        publish_artifacts(summary)
+        publish_artifacts(summary, ws)
     return summary

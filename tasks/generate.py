@@ -319,7 +319,7 @@ def generate(
         stats,
     )
     publish_counts_artifact(out)
-    publish_ledger_artifact(run_ledger({STAGE: ledger}, cfg.token_budget))
+    publish_ledger_artifact(run_ledger({STAGE: ledger}, cfg.token_budget), ws)
     st = result.stats
     logger.info(
         "generate: %d chunks → %d pairs (%d rejected); %d sent to %s, %d from cache, %d failed, "

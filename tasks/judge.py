@@ -232,5 +232,5 @@ def judge(
     )
     publish_counts_artifact(out)
     ledgers = {"generate": generated, STAGE: ledger} if generated else {STAGE: ledger}
-    publish_ledger_artifact(run_ledger(ledgers, cfg.token_budget))
+    publish_ledger_artifact(run_ledger(ledgers, cfg.token_budget), ws)
     return out

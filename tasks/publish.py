@@ -20,6 +20,7 @@ from typing import Any
 
 from prefect import task
 
+from faqforge.artifacts import artifact_key
 from faqforge.config import PipelineConfig, stable_hash
 from faqforge.dataset_formats import chat_file, messages_row
 from faqforge.integrity import DamagedFile, read_json_object
@@ -341,7 +342,7 @@ def publish(
         from prefect.artifacts import create_markdown_artifact
 
         create_markdown_artifact(
-            key="dataset-version",
+            key=artifact_key("dataset-version", ws),
             markdown=(
                 f"# Dataset {version}\n\n`{path}`\n\n| split | rows |\n|---|---|\n"
                 f"| train | {len(train)} |\n| eval: knowledge probe | {summary['knowledge']} |\n"
@@ -353,7 +354,7 @@ def publish(
             description=f"published dataset {version}",
         )
         create_markdown_artifact(
-            key="dataset-diff",
+            key=artifact_key("dataset-diff", ws),
             markdown=diff_markdown(version, previous, diff, diff["retention"]),
             description=f"dataset {version} against {previous or 'nothing'}",
         )

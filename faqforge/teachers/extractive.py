@@ -28,7 +28,7 @@ from typing import TypeVar
 from faqforge.records import Chunk
 from faqforge.storage import sha256_text
 from faqforge.structure import CONTINUED, Block, blocks
-from faqforge.teachers.base import Fact, TeacherReply
+from faqforge.teachers.base import Fact, TeacherReply, Usage
 
 T = TypeVar("T")
 
@@ -527,7 +527,8 @@ class ExtractiveTeacher:
         raw = json.dumps(
             {"facts": [{"answer": f.answer, "questions": list(f.questions)} for f in facts]}
         )
-        return TeacherReply(facts=facts, raw=raw)
+        # One request that costs no tokens: the ledger counts what generate's counts count.
+        return TeacherReply(facts=facts, calls=(Usage(),), raw=raw)
 
     async def aclose(self) -> None:
         """Nothing to release."""

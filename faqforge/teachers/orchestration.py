@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from faqforge.artifacts import artifact_key
 from faqforge.config import TeacherConfig
 from faqforge.storage import Workspace, write_jsonl
 from faqforge.tasking import in_prefect_run
@@ -49,12 +50,12 @@ def write_ledger(ws: Workspace, ledger: Ledger) -> str:
     return str(path)
 
 
-def publish_ledger_artifact(ledger: dict[str, Any]) -> None:
+def publish_ledger_artifact(ledger: dict[str, Any], ws: Workspace) -> None:
     if in_prefect_run():
         from prefect.artifacts import create_table_artifact
 
         create_table_artifact(
-            key="teacher-ledger",
+            key=artifact_key("teacher-ledger", ws),
             table=ledger_table(ledger),
             description="teacher tokens and cost this run: per run, stage and document",
         )
