@@ -44,9 +44,16 @@ def evaluate_flow(
     run: str | None = None,
     workspace: str | None = None,
 ) -> dict[str, Any]:
-    """Score run ``run`` (default: LATEST) against its base model; returns report + metrics.
+    """Score a fine-tuning run against its base model; returns report + metrics.
 
     The teacher section names the judge's endpoint (none for the extractive teacher).
+
+    Args:
+        config: Pipeline YAML file (relative to the checkout), e.g. configs/default.yaml.
+        overrides: Config fields to override, each "key.path=value", e.g.
+            "teacher.concurrency=4".
+        run: Run id (run-…) to evaluate; empty evaluates runs/LATEST.
+        workspace: Workspace folder; empty keeps the config's `workspace`.
     """
     cfg = load_run_config(config, overrides, workspace=workspace)
     # An evaluation reads runs/CHAMPION first and may replace it last: one at a time, or the

@@ -51,9 +51,15 @@ def finetune_flow(
     workspace: str | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:
-    """Train an adapter on dataset version ``dataset`` (default: LATEST); returns the run.
+    """Train a LoRA/QLoRA adapter on a published dataset version; returns the run.
 
-    ``resume``: continue from the run's last checkpoint (a killed run), else start afresh.
+    Args:
+        config: Pipeline YAML file (relative to the checkout), e.g. configs/default.yaml.
+        overrides: Config fields to override, each "key.path=value", e.g.
+            "teacher.concurrency=4".
+        dataset: Dataset version id (ds-…) to train on; empty trains on datasets/LATEST.
+        workspace: Workspace folder; empty keeps the config's `workspace`.
+        resume: Continue a killed run from its last checkpoint instead of starting afresh.
     """
     cfg = load_run_config(config, overrides, workspace=workspace)
     ws = Workspace(cfg.workspace)

@@ -25,6 +25,15 @@ def pipeline(
     source: str | None = None,
     workspace: str | None = None,
 ) -> dict[str, Any]:
+    """Refresh the dataset, fine-tune on the version it published, then evaluate.
+
+    Args:
+        config: Pipeline YAML file (relative to the checkout), e.g. configs/default.yaml.
+        overrides: Config fields to override, each "key.path=value", e.g.
+            "teacher.concurrency=4".
+        source: Corpus folder; empty keeps the config's `source`.
+        workspace: Workspace folder; empty keeps the config's `workspace`.
+    """
     dataset = refresh(config, overrides, source, workspace)
     run = finetune_flow(config, overrides, dataset["version"], workspace)
     report = evaluate_flow(config, overrides, run["run_id"], workspace)

@@ -48,9 +48,16 @@ def refresh(
 ) -> dict[str, Any]:
     """Build, validate and publish a dataset version from the corpus; returns its summary.
 
-    The published eval split stays frozen across refreshes; ``new_eval`` draws a new one.
-    ``force_regenerate`` asks the teacher (and judge) again for every chunk, replacing the
-    cached replies: for after a bad teacher night.
+    Args:
+        config: Pipeline YAML file (relative to the checkout), e.g. configs/default.yaml.
+        overrides: Config fields to override, each "key.path=value", e.g.
+            "teacher.concurrency=4".
+        source: Corpus folder; empty keeps the config's `source`.
+        workspace: Workspace folder; empty keeps the config's `workspace`.
+        new_eval: Draw a new eval split instead of keeping the published (frozen) one;
+            scores are then not comparable with earlier runs.
+        force_regenerate: Ask the teacher (and judge) again for every chunk, replacing
+            the cached replies: for after a bad teacher night.
     """
     cfg = load_run_config(config, overrides, source, workspace)
     # One refresh per workspace at a time: stage folders, LATEST and the eval state are shared.
