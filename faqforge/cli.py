@@ -83,9 +83,13 @@ def _resolve(
 
 
 def _run(flow_fn: Any, **params: Any) -> dict[str, Any]:
-    """Run a flow, turning its failure into a one-line reason and exit code 1."""
+    """Run a flow, turning its failure into a one-line reason and exit code 1. The run is
+    tagged ``faqforge`` and ``cli``: the UI tells local runs from deployments' runs."""
+    from prefect import tags
+
     try:
-        return flow_fn(**params)
+        with tags("faqforge", "cli"):
+            return flow_fn(**params)
     except Exception as exc:
         typer.secho(f"{flow_fn.name} failed: {type(exc).__name__}: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None

@@ -179,3 +179,23 @@ def test_finetune_refuses_a_file_before_any_flow_run(version_dir):
     assert res.exit_code == 2
     assert "takes a version id, not a file" in res.output
     assert not (ws / "runs").exists()  # nothing started
+
+
+def test_a_cli_run_is_tagged_and_named_for_its_corpus(version_dir):
+    from prefect.client.orchestration import get_client
+
+    ws = version_dir.parent.parent
+    corpus = ws.parent / "corpus"
+    config = str(ROOT / "configs" / "tiny-llama_lora_cpu.yaml")
+    sets = ["dedup.semantic=false", "publish.license=cc-by-4.0", f"finetune.system_prompt={SYSTEM}"]
+    args = ["run", "refresh", "--config", config, "--source", str(corpus), "--workspace", str(ws)]
+    args += [arg for s in sets for arg in ("--set", s)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert version_dir.name in res.output  # unchanged corpus and config: the same version
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=50)
+    (cli_run,) = [r for r in runs if {"faqforge", "cli"} <= set(r.tags)]
+    assert cli_run.name.startswith("refresh-") and cli_run.name.endswith(
+        "-tiny-llama-lora-cpu-corpus"
+    )

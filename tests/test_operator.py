@@ -103,8 +103,8 @@ def test_nightly_refresh_on_a_worker_publishes_and_triggers_finetune(tmp_path):
         out = deployed.stdout
         assert "created work pool faqforge (process)" in out
         assert "registered refresh/nightly (pool faqforge): cron '0 2 * * *' Europe/London" in out
-        assert "finetune/on-demand (pool faqforge): after: finetune after refresh/nightly" in out
-        assert "evaluate/on-demand (pool faqforge): after: evaluate after finetune" in out
+        assert "finetune/train-adapter (pool faqforge): after: finetune after refresh/nightly" in out
+        assert "evaluate/score-adapter (pool faqforge): after: evaluate after finetune" in out
         # The server's scheduler turns the cron into runs at 02:00 London time.
         nightly = wait_for(lambda: scheduled_runs(api), 60, api.home / "server.log")
         for run in nightly:
@@ -128,7 +128,7 @@ def test_nightly_refresh_on_a_worker_publishes_and_triggers_finetune(tmp_path):
             version = (ws / "datasets" / "LATEST").read_text().strip()
             assert read_json(ws / "datasets" / version / "manifest.json")["version"] == version
 
-            # The automation: a finetune run of finetune/on-demand on the version this refresh
+            # The automation: a finetune run of finetune/train-adapter on the version this refresh
             # published and on its own parameters (the event's payload, templated in
             # prefect.yaml). Training it is out of this test's budget (the whole chain
             # measured ≈ 4 min here): it is stopped when the worker is.
@@ -138,12 +138,14 @@ def test_nightly_refresh_on_a_worker_publishes_and_triggers_finetune(tmp_path):
             assert finetune.parameters["overrides"] == FAST
             assert finetune.parameters["config"] == "configs/default.yaml"
             assert {"faqforge", "training"} <= set(finetune.tags)
-        evaluate_after = automation(api, "evaluate after finetune/on-demand")
+        evaluate_after = automation(api, "evaluate after finetune/train-adapter")
+        # Distinct names and a sentence each: the automations list reads what each one does.
+        assert evaluate_after.description.startswith("Score each adapter")
         assert evaluate_after.trigger.expect == {ADAPTER_TRAINED}
         related = [r["prefect.resource.name"] for r in evaluate_after.trigger.match_related]
-        assert related == [["finetune"], ["on-demand"]]
+        assert related == [["finetune"], ["train-adapter"]]
         [action] = evaluate_after.actions
-        assert action.deployment_id == deployment_id(api, "evaluate/on-demand")
+        assert action.deployment_id == deployment_id(api, "evaluate/score-adapter")
 
 
 @pytest.mark.parametrize(
