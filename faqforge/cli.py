@@ -16,18 +16,24 @@ import yaml
 
 from faqforge.config import DEFAULT_CONFIG, ConfigError, PipelineConfig, load_run_config
 from faqforge.preflight import preflight
-from faqforge.stage_cli import stage_app
+from faqforge.stage_front import stage_app  # stage_cli's commands plus ingest, chunk, generate
 
+# Plain help (rich_markup_mode=None): typer's rich panels label every flag `<bool>`.
 app = typer.Typer(
     help="Documents in; a validated QA dataset and a fine-tuned FAQ model out.",
+    rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=False,
 )
 run_app = typer.Typer(
-    help="Run a flow on the embedded Prefect API (or PREFECT_API_URL).", no_args_is_help=True
+    help="Run a flow on the embedded Prefect API (or PREFECT_API_URL).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
-config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
-datasets_app = typer.Typer(help="Published dataset versions.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True, rich_markup_mode=None)
+datasets_app = typer.Typer(
+    help="Published dataset versions.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(run_app, name="run")
 app.add_typer(config_app, name="config")
 app.add_typer(datasets_app, name="datasets")
@@ -52,13 +58,17 @@ def main(
     """Documents in; a validated QA dataset and a fine-tuned FAQ model out."""
 
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML")]
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML", metavar="FILE")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="override a field: key.path=value (repeatable)"),
+    typer.Option("--set", "-s", help="override a field (repeatable)", metavar="KEY.PATH=VALUE"),
 ]
-SourceOpt = Annotated[Path | None, typer.Option(help="corpus folder (overrides `source`)")]
-WorkspaceOpt = Annotated[Path | None, typer.Option(help="workspace folder (overrides `workspace`)")]
+SourceOpt = Annotated[
+    Path | None, typer.Option(help="corpus folder (overrides `source`)", metavar="DIR")
+]
+WorkspaceOpt = Annotated[
+    Path | None, typer.Option(help="workspace folder (overrides `workspace`)", metavar="DIR")
+]
 
 
 def _resolve(

@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 ENV_PREFIX = "FAQFORGE__"
 DEFAULT_CONFIG = Path("configs/default.yaml")
+# Shipped in the package (configs/default.yaml in a checkout links to it), so the default
+# resolves outside the checkout too; so does the bundled sample corpus.
+PACKAGED_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
+SAMPLE_CORPUS = Path(__file__).parent / "sample_corpus"
 
 
 class Section(BaseModel):
@@ -413,7 +417,7 @@ class PublishConfig(Section):
 class PipelineConfig(Section):
     name: str = "default"
     workspace: Path = Path(".faqforge")
-    source: Path = Path("faqforge/sample_corpus")
+    source: Path = SAMPLE_CORPUS
     ingest: IngestConfig = IngestConfig()
     chunk: ChunkConfig = ChunkConfig()
     teacher: TeacherConfig = TeacherConfig()
@@ -530,6 +534,8 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        if path == DEFAULT_CONFIG and not path.is_file():
+            path = PACKAGED_CONFIG  # not run from a checkout: the default the package ships
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:

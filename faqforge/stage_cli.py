@@ -34,22 +34,32 @@ from faqforge.records import EvalItem, QAPair, Rejection
 from faqforge.storage import write_jsonl
 
 stage_app = typer.Typer(
-    help="Run one data stage on a JSONL file of QA records (no Prefect run).",
+    help="Run one pipeline step on files (no Prefect run): ingest, chunk, generate, then "
+    "curate, dedup, decontaminate, validate on JSONL QA records.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 REQUIRED = ("id", "question", "answer")
 LINEAGE = ("doc_id", "chunk_id", "source", "prompt_version", "teacher")
 PAIR_FIELDS = {f.name for f in fields(QAPair)}
 
-InputOpt = Annotated[Path, typer.Option("--input", "-i", help="QA records, JSONL")]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="kept records, JSONL")]
-EvalOpt = Annotated[Path | None, typer.Option("--eval", help="eval records, JSONL")]
+InputOpt = Annotated[
+    Path, typer.Option("--input", "-i", help="input records, JSONL", metavar="FILE")
+]
+OutputOpt = Annotated[
+    Path, typer.Option("--output", "-o", help="records written, JSONL", metavar="FILE")
+]
+EvalOpt = Annotated[Path | None, typer.Option("--eval", help="eval records, JSONL", metavar="FILE")]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="pipeline YAML (default: built-in defaults)")
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="pipeline YAML (default: built-in defaults)", metavar="FILE"
+    ),
 ]
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="override a field: key.path=value")
+    list[str] | None,
+    typer.Option("--set", "-s", help="override a field", metavar="KEY.PATH=VALUE"),
 ]
 
 
@@ -210,7 +220,7 @@ def stage_dedup(
     input_: InputOpt, output: OutputOpt, config: ConfigOpt = None, set_: SetOpt = None
 ) -> None:
     """Ambiguous questions repaired, then exact and near-duplicate removal; each duplicate
-    names ``duplicate_of``. A repaired line keeps its id, with the new question."""
+    names `duplicate_of`. A repaired line keeps its id, with the new question."""
     cfg = load_stage_config(config, set_)
     from faqforge.storage import Workspace
     from faqforge.teachers.repair import make_repair
@@ -233,7 +243,7 @@ def stage_decontaminate(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Drop records overlapping --eval or configured benchmarks; each names ``eval_id``."""
+    """Drop records overlapping --eval or configured benchmarks; each names `eval_id`."""
     cfg = load_stage_config(config, set_)
     from tasks.decontaminate import remove_eval_overlap
     from tasks.references import read_references

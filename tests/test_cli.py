@@ -139,3 +139,51 @@ def test_run_problems_found_before_any_server_starts(tmp_path):
         assert message in out.stderr, message
     assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) < 25
     assert not (tmp_path / "ws").exists()
+
+
+def test_version_and_help_read_plainly():
+    from importlib.metadata import version
+
+    assert runner.invoke(app, ["--version"]).output == f"faqforge {version('faqforge')}\n"
+    for args in (["--help"], ["run", "refresh", "--help"], ["stage", "dedup", "--help"]):
+        shown = runner.invoke(app, args).output
+        assert "<bool>" not in shown and "<list" not in shown and "``" not in shown, args
+    assert "--set KEY.PATH=VALUE" in runner.invoke(app, ["run", "refresh", "--help"]).output
+
+
+def test_the_default_config_resolves_outside_the_checkout(tmp_path):
+    faqforge = [sys.executable, "-m", "faqforge.cli"]
+    out = subprocess.run([*faqforge, "config", "show", "--json"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["name"] == "default" and Path(shown["source"]).is_dir()  # the bundled corpus
+    assert shown["workspace"] == str(tmp_path / ".faqforge")
+
+
+def test_front_stages_run_one_step_each_on_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default workspace (.faqforge) lands here
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("overview.md", "glossary.txt"):
+        (corpus / name).write_text((ROOT / "faqforge" / "sample_corpus" / name).read_text())
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 not a pdf")
+    steps = [
+        ["ingest", "--source", str(corpus), "-o", "docs.jsonl"],
+        ["chunk", "-i", "docs.jsonl", "-o", "chunks.jsonl"],
+        ["generate", "-i", "chunks.jsonl", "-o", "pairs.jsonl"],
+        ["curate", "-i", "pairs.jsonl", "-o", "kept.jsonl"],
+    ]
+    for step in steps:
+        result = runner.invoke(app, ["stage", *step])
+        assert result.exit_code == 0, (step, result.output)
+    docs = [json.loads(line) for line in (tmp_path / "docs.jsonl").read_text().splitlines()]
+    assert sorted(d["source"] for d in docs) == ["glossary.txt", "overview.md"]
+    (bad,) = [json.loads(line) for line in (tmp_path / "docs.jsonl.rejections.jsonl").open()]
+    assert bad["record_id"].endswith("broken.pdf")
+    pairs = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
+    chunk_ids = {json.loads(line)["chunk_id"] for line in (tmp_path / "chunks.jsonl").open()}
+    assert pairs and {p["chunk_id"] for p in pairs} <= chunk_ids
+    # The wrong file for a step is named, with what it should be.
+    wrong = runner.invoke(app, ["stage", "chunk", "-i", "pairs.jsonl", "-o", "x.jsonl"])
+    assert wrong.exit_code == 2 and "not Document records" in wrong.output

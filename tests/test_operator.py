@@ -103,7 +103,8 @@ def test_nightly_refresh_on_a_worker_publishes_and_triggers_finetune(tmp_path):
         out = deployed.stdout
         assert "created work pool faqforge (process)" in out
         assert "registered refresh/nightly (pool faqforge): cron '0 2 * * *' Europe/London" in out
-        assert "finetune/train-adapter (pool faqforge): after: finetune after refresh/nightly" in out
+        after = "after: finetune after refresh/nightly"
+        assert f"finetune/train-adapter (pool faqforge): {after}" in out
         assert "evaluate/score-adapter (pool faqforge): after: evaluate after finetune" in out
         # The server's scheduler turns the cron into runs at 02:00 London time.
         nightly = wait_for(lambda: scheduled_runs(api), 60, api.home / "server.log")
