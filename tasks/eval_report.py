@@ -108,7 +108,7 @@ def degenerate_lines(shape: dict[str, Any]) -> list[str]:
         problems = "; ".join(d["problems"]) or "none"
         lines.append(
             f"| {side} | {_rate(d['empty_share'])} | {_rate(d['distinct_share'])} | {ratio} "
-            f"| {_cell(problems)} |"
+            f"| {cell(problems, 70)} |"
         )
     return lines
 

@@ -277,8 +277,9 @@ def evaluate_run(
         "dataset_version": manifest["dataset_version"],
         "n": len(pairs),
         "eval_items_hash": stable_hash(sorted(p.id for p in pairs), 12),
-        "base_model": base_model,
-        "adapter": adapter,
+        # Workspace-relative (a report is read on other machines, and in the UI).
+        "base_model": ws.relative(base_model),
+        "adapter": ws.relative(adapter),
         "adapter_hash": adapter_hash(adapter),
         "backend": backend,
         "backend_why": why,

@@ -230,7 +230,7 @@ def validate(
             stats.get("successful_expectations"),
             stats.get("evaluated_expectations"),
             len(report.failures),
-            report_path,
+            ws.relative(report_path),
         )
     if not report.success:
         raise DatasetValidationError(
