@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import tasks.finetune as ft
+from faqforge.artifacts import artifact_key
 from faqforge.config import FinetuneConfig
 from faqforge.locking import WorkspaceLocked, workspace_lock
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
@@ -360,7 +361,8 @@ def test_finetune_task_publishes_metrics_loss_and_samples(prefect_harness, plant
 
     assert finetune_again() == planted_run["summary"]
     metrics, loss, samples = (
-        Artifact.get(k) for k in ("finetune-metrics", "finetune-loss", "finetune-samples")
+        Artifact.get(artifact_key(k, Workspace(Path(planted_run["ws"]))))
+        for k in ("finetune-metrics", "finetune-loss", "finetune-samples")
     )
     assert "eval_loss_base" in str(metrics.data)
     assert "eval_loss" in str(loss.data) and "150" in str(loss.data)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from faqforge.artifacts import artifact_key
 from faqforge.config import SplitConfig
-from faqforge.storage import iter_jsonl, read_json
+from faqforge.storage import Workspace, iter_jsonl, read_json
 from tasks.split import position
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +144,8 @@ def test_changed_document_only_sends_its_changed_chunks(run_refresh, corpus):
     assert second["teacher"]["cache_hits"] >= first["teacher"]["requests"] - 2
 
 
-def _artifacts(flow_run_id, key: str) -> list:
+def _artifacts(flow_run_id, name: str, ws: Path) -> list:
+    """The run's artifacts named ``name`` (keys carry the workspace: ``artifact_key``)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -154,7 +156,7 @@ def _artifacts(flow_run_id, key: str) -> list:
     with get_client(sync_client=True) as client:
         return client.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=[key]),
+                key=ArtifactFilterKey(any_=[artifact_key(name, Workspace(ws))]),
                 flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
             )
         )
@@ -173,14 +175,15 @@ def test_failed_validation_blocks_publishing_and_keeps_latest(run_refresh, corpu
         ["LATEST", first["version"]]
     )
     # The failing expectations are listed in an artifact of the failed run, with Data Docs.
-    (artifact,) = _artifacts(state.state_details.flow_run_id, "dataset-validation")
+    (artifact,) = _artifacts(state.state_details.flow_run_id, "dataset-validation", tmp_path / "ws")
     assert "FAILED" in artifact.data
     assert "| qa_dataset_summary | expect_column_values_to_be_between | train_rows |" in (
         artifact.data
     )
-    (docs,) = _artifacts(state.state_details.flow_run_id, "dataset-validation-docs")
-    (docs_path,) = re.findall(r"file://(\S+/data_docs/index\.html)", docs.data)
-    assert Path(docs_path).is_file()
+    # The Data Docs path, workspace-relative (a file:// link does nothing in the UI).
+    (docs_path,) = re.findall(r"Data Docs: `(stages/validate/\S+/data_docs/index\.html)`",
+                              artifact.data)  # fmt: skip
+    assert (tmp_path / "ws" / docs_path).is_file()
     # The eval registry did not move either.
     state_file = read_json(tmp_path / "ws" / "eval" / "STATE.json")
     assert state_file["version"] == first["eval_version"]

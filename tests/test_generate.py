@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from faqforge.artifacts import artifact_key
 from faqforge.config import TeacherConfig
 from faqforge.records import Chunk, QAPair, Rejection
 from faqforge.stage import StageCounts, save_output
@@ -308,7 +309,7 @@ def test_task_inside_a_flow(prefect_harness, tmp_path):
     first, second = twice()
     assert (first.stats["requests"], second.stats["requests"]) == (2, 0)
     assert second.stats["cache_hits"] == 2
-    artifact = Artifact.get("generate-counts")
+    artifact = Artifact.get(artifact_key("generate-counts", Workspace(tmp_path)))
     assert artifact is not None and "cache_hits" in str(artifact.data)
 
 

@@ -174,7 +174,7 @@ def test_each_flow_run_has_a_lineage_artifact(chain):
         "evaluate": [f"# Run {rid}", "eval on 6 items", "rouge_l"],
     }
     for flow, shown in expected.items():
-        (artifact,) = _artifacts(chain["flow_runs"][flow], "lineage")
+        (artifact,) = _artifacts(chain["flow_runs"][flow], "lineage", chain["ws"])
         for text in shown:
             assert text in artifact.data, (flow, text)
 

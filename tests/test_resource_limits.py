@@ -13,6 +13,7 @@ from test_finetune import publish_planted, tiny_model
 from test_generate import chunk_stage, make_chunk
 
 import tasks.finetune as ft
+from faqforge.artifacts import artifact_key
 from faqforge.config import ChunkConfig, FinetuneConfig, TeacherConfig
 from faqforge.records import Document
 from faqforge.stage import StageCounts, save_output
@@ -77,7 +78,7 @@ def test_chunk_task_at_the_ceiling_reports_counts_warning_and_artifact(
         return chunk(documents, cfg, tokenizer_file, str(tmp_path / "ws2"))
 
     chunk_only()
-    table = str(Artifact.get("chunk-counts").data)
+    table = str(Artifact.get(artifact_key("chunk-counts", Workspace(tmp_path / "ws2"))).data)
     assert "rejected: chunk_limit" in table and "docs_over_chunk_limit" in table
 
 

@@ -12,6 +12,7 @@ from fault_proxy import FaultProxy
 from openai_server import OpenAICompatServer
 from test_generate import chunk_stage, make_chunk
 
+from faqforge.artifacts import artifact_key
 from faqforge.config import TeacherConfig
 from faqforge.storage import Workspace, iter_jsonl, read_json
 from tasks.generate import generate
@@ -60,7 +61,7 @@ def test_judge_ledger_and_retired_chunks_through_the_flow(prefect_harness, monke
     assert ledger["stages"]["judge"]["requests"] == len(judge_url.requests) > 0
     assert ledger["run"]["prompt_tokens"] == ledger["stages"]["judge"]["prompt_tokens"] > 0
     assert set(ledger["by_document"]) <= {p.name for p in corpus.iterdir()}
-    table = str(Artifact.get("teacher-ledger").data)
+    table = str(Artifact.get(artifact_key("teacher-ledger", Workspace(tmp_path / "ws"))).data)
     assert "judge" in table and "document" in table
 
     # A document removed: its chunks are retired, nothing is asked again.
