@@ -110,9 +110,9 @@ def dataset_summary(ws: Workspace, version: str) -> dict[str, Any]:
         "teacher_model": (m.get("teacher") or {}).get("model"),
         "eval_version": (m.get("eval") or {}).get("version"),
         "counts": {
-            name.removesuffix(".jsonl"): f["rows"]
-            for name, f in (m.get("files") or {}).items()
-            if "rows" in f
+            name: (m.get("files") or {})[f"{name}.jsonl"]["rows"]
+            for name in ("train", "eval", "rejections")  # the chat files repeat train/eval
+            if f"{name}.jsonl" in (m.get("files") or {})
         },
         "documents": m.get("documents", []),
     }
