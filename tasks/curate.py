@@ -25,6 +25,7 @@ from prefect import task
 
 from faqforge.artifacts import artifact_key, stage_workspace
 from faqforge.config import CurateConfig
+from faqforge.progress import Progress
 from faqforge.records import Chunk, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import iter_jsonl
@@ -263,7 +264,7 @@ def curate_pairs(
         language.check_codes(cfg.languages)
     kept: list[QAPair] = []
     rejected: list[Rejection] = []
-    for pair in pairs:
+    for pair in Progress("curate", len(pairs), "pairs").each(pairs):
         shown = redacted(pair) if cfg.pii == "reject" else pair
         if sources is not None and (
             links := unsourced_links(

@@ -34,6 +34,7 @@ from bs4 import BeautifulSoup, Comment, NavigableString
 from prefect import task
 
 from faqforge.config import IngestConfig
+from faqforge.progress import Progress
 from faqforge.records import Document, Record, Rejection
 from faqforge.stage import (
     StageCounts,
@@ -443,7 +444,8 @@ def ingest_corpus(
     root = root.resolve()  # once: per-file work stays constant however many files there are
     docs: list[Document] = []
     rejections: list[Rejection] = []
-    for path in iter_candidates(root, cfg.extensions):
+    candidates = list(iter_candidates(root, cfg.extensions))
+    for path in Progress("ingest", len(candidates), "files").each(candidates):
         source = path.relative_to(root).as_posix()
         try:
             if path.is_dir():  # a symlinked directory: only an escape is worth reporting
