@@ -92,15 +92,15 @@ def pydoc_corpus(work: Path) -> Path:
     return out
 
 
-def stages(source: Path, work: Path, semantic: bool) -> dict[str, Any]:
-    """The refresh's pure stage functions, in order; every intermediate kept for the metrics."""
+def prepared(source: Path, work: Path) -> dict[str, Any]:
+    """The refresh's pure stage functions up to dedup's input (curated, ambiguity-repaired
+    pairs), every intermediate kept for the metrics."""
     from faqforge.models import resolve_tokenizer_file
     from faqforge.storage import Workspace
     from faqforge.teachers.extractive import ExtractiveTeacher
     from tasks.ambiguity import ContextRepair, repair_ambiguous
     from tasks.chunk import chunk_documents, load_tokenizer
     from tasks.curate import curate_pairs
-    from tasks.dedup import dedup_pairs
     from tasks.generate import facts_for_chunk, make_pairs
     from tasks.ingest import ingest_corpus
 
@@ -118,14 +118,20 @@ def stages(source: Path, work: Path, semantic: bool) -> dict[str, Any]:
     sources = {c.chunk_id: c.text for c in chunks}
     curated, curate_rejected = curate_pairs(generated, cfg.curate, sources)
     fixed = repair_ambiguous(curated, ContextRepair())
-    kept, dedup_rejected = dedup_pairs(
-        fixed.pairs, cfg.dedup.model_copy(update={"semantic": semantic})
-    )
     return {
         "docs": docs, "dropped": dropped, "chunks": chunks, "generated": generated,
-        "curated": curated, "curate_rejected": curate_rejected, "repair": fixed, "kept": kept,
-        "dedup_rejected": dedup_rejected,
+        "curated": curated, "curate_rejected": curate_rejected, "repair": fixed, "cfg": cfg,
     }  # fmt: skip
+
+
+def stages(source: Path, work: Path, semantic: bool) -> dict[str, Any]:
+    """``prepared``, then dedup (semantic on or off)."""
+    from tasks.dedup import dedup_pairs
+
+    run = prepared(source, work)
+    dedup = run["cfg"].dedup.model_copy(update={"semantic": semantic})
+    run["kept"], run["dedup_rejected"] = dedup_pairs(run["repair"].pairs, dedup)
+    return run
 
 
 def metrics(run: dict[str, Any]) -> dict[str, Any]:

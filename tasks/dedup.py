@@ -157,20 +157,18 @@ class Paraphrases:
         from tasks.embeddings import embed, neighbours
 
         questions = embed([p.question for p in pairs], "dedup: embed questions")
-        close = neighbours(questions, cfg.semantic_threshold)
-        # Answers are embedded only for pairs whose question has a close neighbour.
-        involved = [i for i, near in enumerate(close) if near]
+        facts, names = [p.fact_id for p in pairs], [code_spans(p.question) for p in pairs]
+        # Close questions of another fact that name nothing else: only these can merge, so
+        # only their answers are embedded (most close questions are a fact's own phrasings).
+        close = [
+            [(j, q) for j, q in near if not same_fact(facts, i, j) and not names_other(names, i, j)]
+            for i, near in enumerate(neighbours(questions, cfg.semantic_threshold))
+        ]
+        involved = [i for i, near in enumerate(close) if near]  # symmetric: j's are in too
         vectors = embed([pairs[i].answer for i in involved], "dedup: embed answers")
         answers = dict(zip(involved, vectors, strict=True))
-        facts, names = [p.fact_id for p in pairs], [code_spans(p.question) for p in pairs]
         self.close = [
-            [
-                (j, q)
-                for j, q in near
-                if answers[i] @ answers[j] >= cfg.semantic_answer_threshold
-                and not same_fact(facts, i, j)
-                and not names_other(names, i, j)
-            ]
+            [(j, q) for j, q in near if answers[i] @ answers[j] >= cfg.semantic_answer_threshold]
             for i, near in enumerate(close)
         ]
         self.kept: set[int] = set()

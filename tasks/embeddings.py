@@ -29,17 +29,26 @@ def load_model() -> Any:
 
 
 def embed(texts: list[str], what: str = "embed") -> np.ndarray:
-    """``(len(texts), 384)`` float32 unit vectors; progress reported per block of texts."""
+    """``(len(texts), 384)`` float32 unit vectors, each distinct text encoded once.
+
+    Texts are encoded longest first in blocks (progress is reported per block), so each
+    batch pads to a length close to its own texts' (the model's own sorting works within one
+    call only); repeated texts (every phrasing of a fact shares its answer) cost nothing.
+    """
+    out = np.zeros((len(texts), 384), dtype=np.float32)
     if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
-    model, blocks = load_model(), []
-    with Progress(what, len(texts), "texts") as progress:
-        for lo in range(0, len(texts), _EMBED_BLOCK):
-            part = texts[lo : lo + _EMBED_BLOCK]
-            blocks.append(model.encode(part, batch_size=64, normalize_embeddings=True,
-                                       show_progress_bar=False))  # fmt: skip
+        return out
+    distinct = sorted(set(texts), key=lambda t: (-len(t), t))
+    model, vectors = load_model(), []
+    with Progress(what, len(distinct), "texts") as progress:
+        for lo in range(0, len(distinct), _EMBED_BLOCK):
+            part = distinct[lo : lo + _EMBED_BLOCK]
+            vectors.append(model.encode(part, batch_size=64, normalize_embeddings=True,
+                                        show_progress_bar=False))  # fmt: skip
             progress.advance(len(part))
-    return np.asarray(np.concatenate(blocks), dtype=np.float32)
+    row = {text: i for i, text in enumerate(distinct)}
+    out[:] = np.concatenate(vectors)[[row[t] for t in texts]]
+    return out
 
 
 def neighbours(vectors: np.ndarray, threshold: float) -> list[list[tuple[int, float]]]:

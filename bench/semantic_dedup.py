@@ -1,0 +1,109 @@
+"""Semantic dedup's cost against dedup without it, on real pairs: CPython's documentation
+topics (``pydoc_data.topics``) through ingest → chunk → extractive teacher → curate →
+ambiguity repair, as in a refresh (``question_quality.prepared``).
+
+    .venv/bin/python bench/semantic_dedup.py [--topics N] [--repeat 3]
+
+Printed, each the median of ``--repeat`` runs after one warm-up that loads MiniLM:
+- dedup with ``semantic: false`` (the baseline of the ratio);
+- dedup with ``semantic: true`` as faqforge runs it: answers embedded only for close questions
+  of *another* fact, each distinct text once, longest first;
+- the previous way in the same run (``previous_paraphrases``: every answer of a pair with any
+  close question embedded, repeats included);
+- whether both allow the same merges (they must: the change only skips work whose result
+  the rule never used), so dedup's clusters are unchanged.
+Goal (the issue): semantic on within 2x of off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from question_quality import prepared, pydoc_corpus  # noqa: E402
+
+from faqforge.records import QAPair  # noqa: E402
+from tasks.dedup import Paraphrases, code_spans, dedup_pairs, names_other, same_fact  # noqa: E402
+
+
+def median_s(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def previous_paraphrases(pairs: list[QAPair], q_thr: float, a_thr: float) -> set[tuple[int, int]]:
+    """The rule as computed before: answers embedded for every pair with a close question
+    (its own fact's phrasings included), one call, repeats included. Returns the candidate
+    merges (i, j) the rule allows, for comparison."""
+    from tasks.embeddings import load_model, neighbours
+
+    model = load_model()
+    encode = lambda texts: model.encode(texts, batch_size=64, normalize_embeddings=True,  # noqa: E731
+                                        show_progress_bar=False)  # fmt: skip
+    close = neighbours(encode([p.question for p in pairs]), q_thr)
+    involved = [i for i, near in enumerate(close) if near]
+    answers = dict(zip(involved, encode([pairs[i].answer for i in involved]), strict=True))
+    facts, names = [p.fact_id for p in pairs], [code_spans(p.question) for p in pairs]
+    return {
+        (i, j)
+        for i, near in enumerate(close)
+        for j, _ in near
+        if answers[i] @ answers[j] >= a_thr
+        and not same_fact(facts, i, j)
+        and not names_other(names, i, j)
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--topics", type=int, default=0, help="first N topics (0: all)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/faqforge-bench-semantic"))
+    args = parser.parse_args()
+    source = pydoc_corpus(args.work)
+    if args.topics:
+        for path in sorted(source.glob("*.txt"))[args.topics :]:
+            path.unlink()
+    run = prepared(source, args.work / "pydoc")
+    pairs, cfg = run["repair"].pairs, run["cfg"].dedup
+    on, off = cfg.model_copy(update={"semantic": True}), cfg.model_copy(update={"semantic": False})
+    print(f"{len(run['docs'])} topics, {len(pairs)} curated pairs", flush=True)
+
+    start = time.perf_counter()
+    from tasks.embeddings import load_model
+
+    load_model()
+    print(f"MiniLM load: {time.perf_counter() - start:.1f} s (once per process, not below)")
+    t_off, (_, rej_off) = median_s(lambda: dedup_pairs(pairs, off), args.repeat)
+    t_on, (_, rej_on) = median_s(lambda: dedup_pairs(pairs, on), args.repeat)
+    t_prev, merges = median_s(
+        lambda: previous_paraphrases(pairs, on.semantic_threshold, on.semantic_answer_threshold),
+        args.repeat,
+    )
+    semantic = [r for r in rej_on if r.reason == "semantic_duplicate"]
+    # The candidate merges now, exactly as dedup computes them: equal sets, equal clusters.
+    now = {(i, j) for i, near in enumerate(Paraphrases(pairs, on).close) for j, _ in near}
+    ok = now == merges
+    print(f"dedup, semantic off: {t_off:6.1f} s  ({len(rej_off)} rejected)")
+    print(f"dedup, semantic on:  {t_on:6.1f} s  ({len(rej_on)} rejected, {len(semantic)} "
+          f"semantic) = {t_on / t_off:.2f}x off (goal <= 2x)")  # fmt: skip
+    print(
+        f"previous paraphrase computation alone: {t_prev:6.1f} s; semantic part now "
+        f"{max(t_on - t_off, 0):.1f} s = {max(t_on - t_off, 0) / t_prev:.2f}x of it"
+    )
+    print(f"same semantic duplicates as the previous rule: {ok}")
+
+
+if __name__ == "__main__":
+    main()
