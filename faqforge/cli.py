@@ -297,6 +297,17 @@ def _workspace(config: Path, set_: list[str] | None, workspace: Path | None) -> 
         raise typer.Exit(2) from None
 
 
+def _print_view(render: Any) -> None:
+    """Print a files-only view; an unknown version id exits 1 naming what is published."""
+    from faqforge.dataset_views import UnknownVersion
+
+    try:
+        typer.echo(render(), nl=False)
+    except UnknownVersion as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
 @datasets_app.command("list")
 def datasets_list(
     config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None, workspace: WorkspaceOpt = None
@@ -315,13 +326,9 @@ def datasets_show(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """What one version holds: sources, teacher, eval probes, counts per stage."""
-    from faqforge.dataset_views import UnknownVersion, show_text
+    from faqforge.dataset_views import show_text
 
-    try:
-        typer.echo(show_text(_workspace(config, set_, workspace), version), nl=False)
-    except UnknownVersion as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from None
+    _print_view(lambda: show_text(_workspace(config, set_, workspace), version))
 
 
 @datasets_app.command("diff")
@@ -333,13 +340,9 @@ def datasets_diff(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Pairs added, removed and changed from version A to version B."""
-    from faqforge.dataset_views import UnknownVersion, diff_text
+    from faqforge.dataset_views import diff_text
 
-    try:
-        typer.echo(diff_text(_workspace(config, set_, workspace), a, b), nl=False)
-    except UnknownVersion as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from None
+    _print_view(lambda: diff_text(_workspace(config, set_, workspace), a, b))
 
 
 @app.command("export")

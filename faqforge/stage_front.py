@@ -33,8 +33,10 @@ from faqforge.stage_cli import (
 from faqforge.storage import R, Workspace, read_records, write_jsonl
 
 
-def read_input(path: Path, cls: type[R]) -> list[R]:
-    """The records of ``--input``; a file that is not this stage's input stops with exit 2."""
+def read_input(path: Path, output: Path, cls: type[R]) -> list[R]:
+    """The records of ``--input``, once ``--output`` is known not to overwrite it; a file that
+    is not this stage's input stops with exit 2."""
+    check_outputs(output, path)
     if not path.is_file():
         fail_usage(f"--input {path}: no such file")
     try:
@@ -80,8 +82,7 @@ def stage_chunk(
 ) -> None:
     """Split documents (stage ingest's output) into chunks, sized in the student's tokens."""
     cfg = load_stage_config(config, set_)
-    check_outputs(output, input_)
-    docs = read_input(input_, Document)
+    docs = read_input(input_, output, Document)
     from faqforge.models import resolve_tokenizer_file
     from tasks.chunk import chunk_documents, load_tokenizer
 
@@ -96,8 +97,7 @@ def stage_generate(
 ) -> None:
     """Ask the configured teacher for QA pairs about each chunk (stage chunk's output)."""
     cfg = load_stage_config(config, set_)
-    check_outputs(output, input_)
-    chunks = read_input(input_, Chunk)
+    chunks = read_input(input_, output, Chunk)
     from faqforge.teachers import make_teacher
     from tasks.generate import GenerateFailed, generate_for_chunks, run_sync
 
