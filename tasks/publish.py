@@ -68,6 +68,8 @@ from tasks.validate import ValidationReport, report_markdown
 
 LATEST = "datasets/LATEST"
 CARD = "README.md"
+# Files that describe a version rather than hold it: kept when it is published again.
+DESCRIPTIONS = ("validation.json", "validation.md", CARD)
 
 
 def dataset_version(
@@ -165,8 +167,11 @@ def publish_dataset(
     outside its ``content_hash``). ``extras``: ``diff``, ``state``, ``system_prompt``,
     ``validation`` (the report's dict).
     A version that already exists should hold the same data (its id is content-derived):
-    its files are rewritten in place, each atomically, so one damaged on disk is repaired,
-    and its manifest and diff report this run's teacher usage.
+    its records are rewritten in place, each atomically and with the same bytes, so one
+    damaged on disk is repaired, and its manifest and diff report this run's teacher usage.
+    Its validation files and card are kept while they match the manifest: they describe the
+    first publication, and rewriting them with other bytes (another run validates against
+    another previous version) would let a reader see a file that its manifest does not.
     """
     final = ws.datasets / version
     staging = final if final.is_dir() else ws.staging(f"dataset-{version}")
@@ -180,9 +185,12 @@ def publish_dataset(
         named.append((chat_file(split), [messages_row(p, extras["system_prompt"]) for p in pairs]))
     for name, rows in named:
         files[name] = {"rows": write_jsonl(staging / name, rows)}
+    kept = verified_files(final, DESCRIPTIONS) if staging is final else {}
     report = ValidationReport(**extras["validation"])
-    write_json(staging / "validation.json", extras["validation"])
-    atomic_write_text(staging / "validation.md", report_markdown(report, version) + "\n")
+    if "validation.json" not in kept:
+        write_json(staging / "validation.json", extras["validation"])
+    if "validation.md" not in kept:
+        atomic_write_text(staging / "validation.md", report_markdown(report, version) + "\n")
     write_json(staging / "diff.json", extras["diff"])
     # The eval state this version leaves: `faqforge datasets repair` restores it from here.
     write_json(staging / EVAL_STATE, extras["state"])
@@ -190,7 +198,8 @@ def publish_dataset(
         path = staging / name
         files.setdefault(name, {}).update(sha256=file_hash(path), bytes=path.stat().st_size)
     manifest = manifest_fn(files)
-    atomic_write_text(staging / CARD, render_card(manifest, rejections))
+    if CARD not in kept:
+        atomic_write_text(staging / CARD, render_card(manifest, rejections))
     manifest["files"][CARD] = {"sha256": file_hash(staging / CARD)}
     write_json(staging / "manifest.json", manifest)
     if staging is not final:
@@ -252,6 +261,22 @@ def previous_version(ws: Workspace) -> str | None:
         raise DamagedFile(ws.root / LATEST, f"names {version}, but {problem}",
                           ws.pointer_fix(LATEST))  # fmt: skip
     return version
+
+
+def verified_files(folder: Path, names: tuple[str, ...]) -> set[str]:
+    """Which of ``names`` in a published version still hash to what its manifest records."""
+    try:
+        recorded = read_json_object(folder / "manifest.json", required=("files",))["files"]
+    except (DamagedFile, OSError):
+        return set()
+    return {
+        name
+        for name in names
+        if isinstance(recorded, dict)
+        and isinstance(recorded.get(name), dict)
+        and (folder / name).is_file()
+        and file_hash(folder / name) == recorded[name].get("sha256")
+    }
 
 
 def version_damage(folder: Path) -> str | None:

@@ -109,7 +109,9 @@ def test_evaluate_task_tuned_beats_base_and_is_promoted(planted):
     }
     assert json.loads((out / "metrics.json").read_text()) == m
     manifest = read_json(out / "manifest.json")
-    assert (manifest["dataset_version"], manifest["adapter"]) == ("ds-planted", m["adapter"])
+    # The eval manifest names the adapter within the workspace (portable, like the others).
+    adapter = Path(m["adapter"]).relative_to(planted["ws"]).as_posix()
+    assert (manifest["dataset_version"], manifest["adapter"]) == ("ds-planted", adapter)
     assert manifest["judge"]["note"] == "no teacher configuration was given"
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 10 and rows[0]["tuned"] == "The kettle is red."

@@ -124,7 +124,7 @@ def test_nightly_refresh_on_a_worker_publishes_and_triggers_finetune(tmp_path):
             [run_id] = re.findall(r"UUID: ([0-9a-f-]{36})", started.stdout)
 
             refresh = wait_for_run(api, run_id, 150, worker_log)
-            assert re.fullmatch(r"refresh-\d{4}-\d\d-\d\d-\d{6}-default", refresh.name)
+            assert re.fullmatch(r"refresh-\d{4}-\d\d-\d\d-\d{6}-default-corpus", refresh.name)
             assert {"faqforge", "nightly"} <= set(refresh.tags)
             version = (ws / "datasets" / "LATEST").read_text().strip()
             assert read_json(ws / "datasets" / version / "manifest.json")["version"] == version
