@@ -107,6 +107,9 @@ class RunLog(TrainerCallback):
             shown = ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()
             )
+            if not state.max_steps:  # the base model's eval, before training starts
+                self.logger.info("before training: %s", shown)
+                return
             began, first = self.start or (time.monotonic(), 0)
             done, left = state.global_step - first, state.max_steps - first
             eta = eta_text(time.monotonic() - began, done, left)
