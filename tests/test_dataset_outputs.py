@@ -193,9 +193,16 @@ def test_a_cli_run_is_tagged_and_named_for_its_corpus(version_dir):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert version_dir.name in res.output  # unchanged corpus and config: the same version
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    # The newest run tagged by the CLI is the one just made (filtered and sorted on the
+    # server: an unfiltered read stops at the API's default limit).
+    cli_runs = FlowRunFilter(tags=FlowRunFilterTags(all_=["faqforge", "cli"]))
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(limit=50)
-    (cli_run,) = [r for r in runs if {"faqforge", "cli"} <= set(r.tags)]
+        (cli_run,) = client.read_flow_runs(
+            flow_run_filter=cli_runs, sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1
+        )
     assert cli_run.name.startswith("refresh-") and cli_run.name.endswith(
         "-tiny-llama-lora-cpu-corpus"
     )

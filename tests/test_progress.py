@@ -55,8 +55,13 @@ def test_a_progress_artifact_is_updated_to_done_in_a_prefect_run(prefect_harness
                 p.advance()
         return str(p.artifact)
 
+    from uuid import UUID
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
+
     artifact_id = counted()
-    with get_client(sync_client=True) as client:
-        (artifact,) = [a for a in client.read_artifacts() if str(a.id) == artifact_id]
+    by_id = ArtifactFilter(id=ArtifactFilterId(any_=[UUID(artifact_id)]))
+    with get_client(sync_client=True) as client:  # by id: an unfiltered read stops at a limit
+        (artifact,) = client.read_artifacts(artifact_filter=by_id)
     assert artifact.type == "progress" and artifact.data == 100.0
     assert artifact.description.startswith("count: 3/3 steps")
