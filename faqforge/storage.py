@@ -149,7 +149,8 @@ class Workspace:
     """Where a pipeline keeps everything it writes.
 
     ``stages/<stage>/<key>/``: intermediate outputs keyed by their inputs' content;
-    ``cache/teacher/``: one file per answered chunk; ``datasets/<version>/``: published
+    ``cache/teacher/``: one file per answered chunk; ``cache/vectors/``: embeddings and
+    signatures by text hash; ``datasets/<version>/``: published
     datasets and ``datasets/LATEST``; ``runs/<run-id>/``: adapters and eval reports;
     ``models/``: locally built base models; ``prefect/``: persisted task results.
     """
@@ -162,6 +163,11 @@ class Workspace:
     @property
     def teacher_cache(self) -> Path:
         return self.root / "cache" / "teacher"
+
+    @property
+    def vector_cache(self) -> Path:
+        """Embeddings and MinHash signatures by text hash (``tasks/vector_cache.py``)."""
+        return self.root / "cache" / "vectors"
 
     @property
     def datasets(self) -> Path:

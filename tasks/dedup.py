@@ -31,8 +31,10 @@ verified on the signatures, so band collisions never cause a drop.
 Scale-out changes where the work runs, never the result: the signatures are computed in
 shards on the configured runner (``runner.kind`` dask/ray: worker processes), and the band
 buckets live in this process or in Redis (``cfg.lsh_storage``). The keep/drop pass itself
-is sequential by design (what is kept depends on the order). Not covered: an index kept
-between runs; a chain a≈b≈c with a≉c keeps a and c.
+is sequential by design (what is kept depends on the order). Signatures and embeddings are
+kept between runs by text hash (``tasks/vector_cache.py``), so a nightly refresh computes
+them for new texts only. Not covered: an LSH index kept between runs; a chain a≈b≈c with
+a≉c keeps a and c.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from tasks.minhash import (
     text_signatures,
 )
 from tasks.text import code_spans, question_identity
+from tasks.vector_cache import VectorCache
 
 STAGE = "dedup"
 # Fixed so a pair's signature (and thus which pair is kept) is the same on every run.
@@ -153,10 +156,12 @@ class Paraphrases:
 
     reason = "semantic_duplicate"
 
-    def __init__(self, pairs: list[QAPair], cfg: DedupConfig) -> None:
+    def __init__(
+        self, pairs: list[QAPair], cfg: DedupConfig, cache_dir: Path | None = None
+    ) -> None:
         from tasks.embeddings import embed, neighbours
 
-        questions = embed([p.question for p in pairs], "dedup: embed questions")
+        questions = embed([p.question for p in pairs], "dedup: embed questions", cache_dir)
         facts, names = [p.fact_id for p in pairs], [code_spans(p.question) for p in pairs]
         # Close questions of another fact that name nothing else: only these can merge, so
         # only their answers are embedded (most close questions are a fact's own phrasings).
@@ -165,7 +170,7 @@ class Paraphrases:
             for i, near in enumerate(neighbours(questions, cfg.semantic_threshold))
         ]
         involved = [i for i, near in enumerate(close) if near]  # symmetric: j's are in too
-        vectors = embed([pairs[i].answer for i in involved], "dedup: embed answers")
+        vectors = embed([pairs[i].answer for i in involved], "dedup: embed answers", cache_dir)
         answers = dict(zip(involved, vectors, strict=True))
         self.close = [
             [(j, q) for j, q in near if answers[i] @ answers[j] >= cfg.semantic_answer_threshold]
@@ -219,8 +224,19 @@ def runner_signer(cfg: DedupConfig, runner: RunnerConfig) -> Signer:
     return sign
 
 
+def cached_signer(sign: Signer, cfg: DedupConfig, cache_dir: Path) -> Signer:
+    """``sign`` for the texts no earlier run signed; the others' signatures read back."""
+    kind = f"minhash-{cfg.shingle_words}w-{cfg.num_perm}p-seed{MINHASH_SEED}"
+    store = VectorCache(cache_dir, kind, "uint32")
+    return lambda texts: store.vectors(texts, sign)
+
+
 def detectors(
-    pairs: list[QAPair], cfg: DedupConfig, sign: Signer, new_index: IndexFactory
+    pairs: list[QAPair],
+    cfg: DedupConfig,
+    sign: Signer,
+    new_index: IndexFactory,
+    cache_dir: Path | None = None,
 ) -> list[Detector]:
     n = len(pairs)
     # One call for both detectors' texts: on a runner, one fan-out instead of two.
@@ -236,7 +252,7 @@ def detectors(
         ),
     ]
     if cfg.semantic:
-        found.append(Paraphrases(pairs, cfg))
+        found.append(Paraphrases(pairs, cfg, cache_dir))
     return found
 
 
@@ -257,17 +273,25 @@ def cluster_id(kept: QAPair) -> str:
 
 
 def dedup_pairs(
-    pairs: list[QAPair], cfg: DedupConfig, sign: Signer | None = None
+    pairs: list[QAPair],
+    cfg: DedupConfig,
+    sign: Signer | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[list[QAPair], list[Rejection]]:
     """Keep the best pair of each duplicate cluster; kept pairs stay in their input order.
 
-    ``sign`` computes MinHash signatures (default: here, ``local_signer``).
+    ``sign`` computes MinHash signatures (default: here, ``local_signer``). With
+    ``cache_dir``, signatures and embeddings of texts seen by an earlier run are read back
+    from there (``tasks/vector_cache.py``) instead of computed.
     """
     if not pairs:
         return [], []
     redis_url = cfg.redis_url if cfg.lsh_storage == "redis" else None
     with band_indexes(cfg.bands, cfg.num_perm // cfg.bands, MINHASH_SEED, redis_url) as new_index:
-        checks = detectors(pairs, cfg, sign or local_signer(cfg), new_index)
+        sign = sign or local_signer(cfg)
+        if cache_dir is not None:
+            sign = cached_signer(sign, cfg, cache_dir)
+        checks = detectors(pairs, cfg, sign, new_index, cache_dir)
         kept: set[int] = set()
         rejected: list[Rejection] = []
         progress = Progress("dedup: compare", len(pairs), "pairs")
@@ -361,7 +385,7 @@ def dedup(
         fixed = repair_ambiguous(items, repair)
         on_runner = runner is not None and runner.kind != "thread"
         signer = runner_signer(cfg, runner) if on_runner else None
-        kept, rejected = dedup_pairs(fixed.pairs, cfg, signer)
+        kept, rejected = dedup_pairs(fixed.pairs, cfg, signer, ws.vector_cache)
         counts = StageCounts.of(len(items), len(kept), rejected)
         groups = clusters(rejected)
         stats = {

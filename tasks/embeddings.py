@@ -8,15 +8,20 @@ dedup off never pay for it. Embeddings are L2-normalised: a dot product is a cos
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from faqforge.progress import Progress
+from tasks.vector_cache import VectorCache
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _BLOCK = 1024  # rows of the similarity matrix held at once
 _EMBED_BLOCK = 512  # texts encoded between two progress reports
+# What a cached vector depends on besides its text: the model and its truncation (the
+# bundled config's max_seq_length, 256 word pieces).
+_CACHE_KIND = "embed-all-MiniLM-L6-v2-256"
 
 
 @cache
@@ -28,10 +33,20 @@ def load_model() -> Any:
     return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
 
 
-def embed(texts: list[str], what: str = "embed") -> np.ndarray:
+def embed(texts: list[str], what: str = "embed", cache_dir: Path | None = None) -> np.ndarray:
     """``(len(texts), 384)`` float32 unit vectors, each distinct text encoded once.
 
-    Texts are encoded longest first in blocks (progress is reported per block), so each
+    With ``cache_dir`` (a workspace's ``cache/vectors``), texts embedded by an earlier run
+    are read back, and the model is loaded only when some text is new.
+    """
+    if cache_dir is None:
+        return _encode(texts, what)
+    store = VectorCache(cache_dir, _CACHE_KIND, "float32")
+    return store.vectors(texts, lambda new: _encode(new, what))
+
+
+def _encode(texts: list[str], what: str) -> np.ndarray:
+    """Texts are encoded longest first in blocks (progress is reported per block), so each
     batch pads to a length close to its own texts' (the model's own sorting works within one
     call only); repeated texts (every phrasing of a fact shares its answer) cost nothing.
     """
