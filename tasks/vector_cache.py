@@ -12,12 +12,14 @@ Not covered: eviction (a vector is ~1.5 KB; 100k texts are ~150 MB).
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 Compute = Callable[[list[str]], np.ndarray]  # texts → (len(texts), width) vectors
 
 
@@ -42,9 +44,18 @@ class VectorCache:
 
     def vectors(self, texts: list[str], compute: Compute) -> np.ndarray:
         """``compute``'s rows for ``texts``, computing (in one call) only the distinct texts
-        not stored yet, and storing them."""
+        not stored yet, and storing them. A damaged file is a miss: it is replaced."""
         if not texts:
             return compute([])
+        try:
+            return self._vectors(texts, compute)
+        except sqlite3.DatabaseError as exc:
+            log.warning("vector cache %s is damaged (%s): rebuilding it", self.path, exc)
+            for path in self.path.parent.glob(f"{self.path.name}*"):  # with its -wal, -shm
+                path.unlink()
+            return self._vectors(texts, compute)
+
+    def _vectors(self, texts: list[str], compute: Compute) -> np.ndarray:
         distinct = list(dict.fromkeys(texts))
         keys = [self._key(t) for t in distinct]
         found: dict[str, np.ndarray] = {}

@@ -52,15 +52,25 @@ def test_no_texts_give_the_computation_s_empty_shape(tmp_path):
     assert out.shape == (0, 2)
 
 
+def test_a_damaged_file_is_a_miss_and_is_rebuilt(tmp_path):
+    (tmp_path / "k.sqlite").write_bytes(b"not a database, a torn copy" * 100)
+    again = Counting(lengths)
+    assert VectorCache(tmp_path, "k", "float32").vectors(["aa"], again).tolist() == [[2, 2]]
+    assert again.calls == [["aa"]]
+    assert VectorCache(tmp_path, "k", "float32").vectors(["aa"], again).tolist() == [[2, 2]]
+    assert again.calls == [["aa"]]  # the rebuilt file holds it
+
+
 def pairs(n: int, tag: str = "") -> list[QAPair]:
-    return [
-        QAPair(
-            id=f"p{i}{tag}", question=f"What does option {i % 7} of tool {i // 3} do{tag}?",
-            answer=f"It sets value {i % 5} for the tool {i // 3}.", doc_id="d", chunk_id="c",
-            source="s.md", prompt_version="v1", teacher="t",
-        )  # fmt: skip
-        for i in range(n)
-    ]
+    return [pair(i, tag) for i in range(n)]
+
+
+def pair(i: int, tag: str) -> QAPair:
+    return QAPair(
+        id=f"p{i}{tag}", question=f"What does option {i % 7} of tool {i // 3} do{tag}?",
+        answer=f"It sets value {i % 5} for the tool {i // 3}.", doc_id="d", chunk_id="c",
+        source="s.md", prompt_version="v1", teacher="t",
+    )  # fmt: skip
 
 
 def test_dedup_reads_signatures_back_and_decides_the_same(tmp_path):
