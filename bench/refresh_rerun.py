@@ -7,7 +7,8 @@ product, so chunks that mention it differ; chunks that do not are identical acro
 share one teacher answer even in the cold run, as repeated boilerplate does in real corpora),
 then runs the real refresh flow three times on the embedded Prefect API and prints teacher
 requests, cache hits and wall time of each run, with ratios against the cold run in the same
-process as the baseline.
+process as the baseline. Goal: with 1% of the documents edited, at most 20% of the cold wall
+time (dedup reads the unchanged texts' vectors back from ``cache/vectors/``).
 """
 
 from __future__ import annotations
@@ -79,10 +80,7 @@ def main() -> None:
         )
 
     print(f"\ncorpus: {len(files)} documents; edited {n_edit} ({n_edit / len(files):.1%})")
-    print(
-        f"{'run':<26} {'requests':>9} {'hits':>7} {'vs cold':>8} "
-        f"{'wall s':>9} {'vs cold':>8}  version"
-    )
+    print(f"{'run':<26} {'requests':>9} {'vs cold':>8} {'wall s':>9} {'vs cold':>8}  version")
     print(row("cold", cold, t_cold))
     print(row("unchanged re-run", same, t_same))
     print(row(f"{n_edit} document(s) edited", edited, t_edit))
