@@ -173,7 +173,10 @@ def test_dedup_on_dask_equals_in_process(tmp_path, dask_cluster):
         return dedup(upstream(tmp_path), CFG, str(tmp_path), runner=runner)
 
     local = run(None)
-    shutil.rmtree(local.dir)  # so the dask run computes again, in the same workspace
+    # So the dask run computes again, in the same workspace: its stage folder and the
+    # signatures kept by text hash (which would otherwise be read back, not sent to workers).
+    shutil.rmtree(local.dir)
+    shutil.rmtree(Workspace(tmp_path).vector_cache)
     dask = run(RunnerConfig(kind="dask", address=dask_cluster, workers=2))
 
     assert dask.key == local.key  # the runner is not part of the cache key
