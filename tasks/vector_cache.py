@@ -26,8 +26,8 @@ Compute = Callable[[list[str]], np.ndarray]  # texts → (len(texts), width) vec
 class VectorCache:
     """Rows of one dtype and width, one per distinct text, in a SQLite file."""
 
-    def __init__(self, folder: Path, kind: str, dtype: str) -> None:
-        self.kind, self.dtype = kind, np.dtype(dtype)
+    def __init__(self, folder: Path, kind: str, dtype: str, lock_timeout: float = 60) -> None:
+        self.kind, self.dtype, self.lock_timeout = kind, np.dtype(dtype), lock_timeout
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{kind}.sqlite"
         self.hits = self.misses = 0
@@ -36,8 +36,8 @@ class VectorCache:
         return hashlib.sha256(f"{self.kind}\0{text}".encode()).hexdigest()
 
     def _connect(self) -> sqlite3.Connection:
-        # WAL: concurrent runs on one workspace read while another writes; 60 s for its lock.
-        db = sqlite3.connect(self.path, timeout=60)
+        # WAL: concurrent runs on one workspace read while another writes.
+        db = sqlite3.connect(self.path, timeout=self.lock_timeout)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB)")
         return db
@@ -50,6 +50,8 @@ class VectorCache:
         try:
             return self._vectors(texts, compute)
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # locked or unreadable, not damaged: another run's file is no miss
             log.warning("vector cache %s is damaged (%s): rebuilding it", self.path, exc)
             for path in self.path.parent.glob(f"{self.path.name}*"):  # with its -wal, -shm
                 path.unlink()

@@ -61,6 +61,23 @@ def test_a_damaged_file_is_a_miss_and_is_rebuilt(tmp_path):
     assert again.calls == [["aa"]]  # the rebuilt file holds it
 
 
+def test_a_file_another_run_holds_locked_is_not_treated_as_damaged(tmp_path):
+    import sqlite3
+
+    VectorCache(tmp_path, "k", "float32").vectors(["aa"], lengths)
+    holder = sqlite3.connect(tmp_path / "k.sqlite")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            VectorCache(tmp_path, "k", "float32", lock_timeout=0.1).vectors(["b"], lengths)
+    finally:
+        holder.rollback()
+        holder.close()
+    kept = Counting(lengths)
+    assert VectorCache(tmp_path, "k", "float32").vectors(["aa"], kept).tolist() == [[2, 2]]
+    assert kept.calls == []  # the file and its row survived
+
+
 def pairs(n: int, tag: str = "") -> list[QAPair]:
     return [pair(i, tag) for i in range(n)]
 
