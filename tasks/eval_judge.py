@@ -17,8 +17,8 @@ from typing import Any
 
 from faqforge.prompts import Prompt, load_prompt
 from faqforge.teachers.base import TeacherError
+from faqforge.teachers.schema import REASON_CHARS  # one bound for every judge's reason
 
-REASON_CHARS = 300
 VERDICTS = ("A", "B", "tie")
 
 ANSWER_SCHEMA: dict[str, Any] = {

@@ -58,3 +58,49 @@ def prefect_api(tmp_path_factory):
 
     with prefect_server(tmp_path_factory.mktemp("prefect-api")) as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """The tiny random Llama (faqforge/tiny_llama.py), built once per session."""
+    from support.planted import tiny_model
+
+    return tiny_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def planted_run(tmp_path_factory) -> dict:
+    """A finetune run on the planted facts (``support/planted.py``), trained once per session
+    for the fine-tuning and evaluation tests."""
+    from support.planted import train_planted
+
+    return train_planted(tmp_path_factory)
+
+
+@pytest.fixture
+def proxy():
+    """The fake OpenAI-compatible server behind a fault proxy, both on 127.0.0.1, stopped
+    when the test ends."""
+    from fault_proxy import FaultProxy
+    from openai_server import OpenAICompatServer
+
+    with OpenAICompatServer() as server, FaultProxy(server.base_url) as prx:
+        yield prx
+
+
+@pytest.fixture(scope="session")
+def lineage_chain(prefect_harness, tmp_path_factory) -> dict:
+    """One real refresh → finetune → evaluate chain per session (``support/chain.py``)."""
+    from support.chain import run_chain
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)  # the config's relative paths (the GX suite) resolve from here
+        return run_chain(tmp_path_factory.mktemp("chain"))
+
+
+@pytest.fixture(scope="module")
+def chain(lineage_chain):
+    """The session's chain, read with the checkout as the working folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        yield lineage_chain

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_ingest import encrypted_pdf, noise
+from support.corpus_faults import encrypted_pdf, noise
 
 from faqforge.storage import iter_jsonl, read_json
 

@@ -4,7 +4,6 @@ lm-evaluation-harness run on a tiny local ARC-format file (nothing downloaded)."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -58,10 +57,3 @@ def test_harness_runs_base_and_adapter_on_local_arc(tmp_path, tiny_llama):
     assert tuned == base
     assert (tmp_path / "h" / "faqforge_arc.yaml").is_file()
     assert "| faqforge_arc | acc |" in regression_markdown(result)
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory) -> Path:
-    from test_finetune import tiny_model
-
-    return tiny_model(tmp_path_factory)

@@ -30,22 +30,13 @@ def test_importing_the_stage_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory) -> dict:
-    """The run test_finetune trains on planted facts (trained here if that module did not run);
-    its eval split repeats training questions, so a tuned model that learned must beat base."""
-    from test_finetune import train_planted
-
-    return train_planted(tmp_path_factory)
-
-
 @pytest.mark.slow
-def test_generation_is_batch_independent(planted):
+def test_generation_is_batch_independent(planted_run):
     from tasks.eval_generate import generate_transformers
 
     questions = ["What colour is the kettle?", "What colour is the umbrella?", "Hi?"]
-    base, adapter = planted["cfg"].base_model, planted["summary"]["adapter_dir"]
-    prompt = planted["cfg"].system_prompt
+    base, adapter = planted_run["cfg"].base_model, planted_run["summary"]["adapter_dir"]
+    prompt = planted_run["cfg"].system_prompt
     cfg = EvaluateConfig(max_new_tokens=16)
     batched = generate_transformers(
         base, adapter, questions, cfg.model_copy(update={"batch_size": 3}), prompt
@@ -63,9 +54,9 @@ def test_generation_is_batch_independent(planted):
 
 
 @pytest.mark.slow
-def test_evaluate_task_tuned_beats_base_and_is_promoted(planted):
-    run_dir = Path(planted["summary"]["run_dir"])
-    ws = planted["ws"]
+def test_evaluate_task_tuned_beats_base_and_is_promoted(planted_run):
+    run_dir = Path(planted_run["summary"]["run_dir"])
+    ws = planted_run["ws"]
     result = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(ws))
     m = result["metrics"]
     print(f"\nbase {m['base']}  tuned {m['tuned']}  lift {m['knowledge_lift']}")
@@ -110,7 +101,7 @@ def test_evaluate_task_tuned_beats_base_and_is_promoted(planted):
     assert json.loads((out / "metrics.json").read_text()) == m
     manifest = read_json(out / "manifest.json")
     # The eval manifest names the adapter within the workspace (portable, like the others).
-    adapter = Path(m["adapter"]).relative_to(planted["ws"]).as_posix()
+    adapter = Path(m["adapter"]).relative_to(planted_run["ws"]).as_posix()
     assert (manifest["dataset_version"], manifest["adapter"]) == ("ds-planted", adapter)
     assert manifest["judge"]["note"] == "no teacher configuration was given"
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
@@ -143,10 +134,13 @@ def test_evaluate_task_tuned_beats_base_and_is_promoted(planted):
 
 
 @pytest.mark.slow
-def test_evaluating_again_generates_nothing(planted):
-    run_dir = Path(planted["summary"]["run_dir"])
-    first = read_json(run_dir / "eval" / "metrics.json")
-    again = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(planted["ws"]))
+def test_evaluating_again_generates_nothing(planted_run):
+    """Its own first evaluation (answers generated, or read back if another test made them),
+    then a second that finds every answer cached."""
+    run_dir = Path(planted_run["summary"]["run_dir"])
+    cfg, ws = EvaluateConfig(max_items=6), str(planted_run["ws"])
+    first = ev.evaluate.fn(str(run_dir), cfg, ws)["metrics"]
+    again = ev.evaluate.fn(str(run_dir), cfg, ws)
     manifest = read_json(run_dir / "eval" / "manifest.json")
     assert manifest["cache"] == {"hits": 20, "misses": 0}  # 10 questions x (base, tuned)
     assert again["metrics"]["tuned"] == first["tuned"]
@@ -154,19 +148,19 @@ def test_evaluating_again_generates_nothing(planted):
     assert card.count("## Evaluation") == 1  # the section is replaced, not appended again
 
 
-def untrained_run(planted, run_id: str) -> Path:
+def untrained_run(planted_run, run_id: str) -> Path:
     """A run whose adapter is freshly initialised (LoRA B = 0): it answers exactly as base."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    ws, base = planted["ws"], planted["cfg"].base_model
+    ws, base = planted_run["ws"], planted_run["cfg"].base_model
     run_dir = ws / "runs" / run_id
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(
         run_dir / "adapter"
     )
-    manifest = read_json(Path(planted["summary"]["run_dir"]) / "manifest.json")
+    manifest = read_json(Path(planted_run["summary"]["run_dir"]) / "manifest.json")
     write_json(
         run_dir / "manifest.json",
         {**manifest, "run_id": run_id, "adapter_dir": str(run_dir / "adapter")},
@@ -175,14 +169,16 @@ def untrained_run(planted, run_id: str) -> Path:
 
 
 @pytest.mark.slow
-def test_run_that_does_not_beat_base_is_not_promoted(planted):
-    champion = Path(planted["summary"]["run_dir"]).name
-    ev.evaluate.fn(planted["summary"]["run_dir"], EvaluateConfig(max_items=6), str(planted["ws"]))
-    run_dir = untrained_run(planted, "ft-untrained")
-    m = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(planted["ws"]))["metrics"]
+def test_run_that_does_not_beat_base_is_not_promoted(planted_run):
+    champion = Path(planted_run["summary"]["run_dir"]).name
+    ev.evaluate.fn(
+        planted_run["summary"]["run_dir"], EvaluateConfig(max_items=6), str(planted_run["ws"])
+    )
+    run_dir = untrained_run(planted_run, "ft-untrained")
+    m = ev.evaluate.fn(str(run_dir), EvaluateConfig(max_items=6), str(planted_run["ws"]))["metrics"]
     assert m["tuned"]["rouge_l"] == m["base"]["rouge_l"]  # identical answers
     assert m["promoted"] is False
-    assert (planted["ws"] / "runs" / "CHAMPION").read_text().strip() == champion
+    assert (planted_run["ws"] / "runs" / "CHAMPION").read_text().strip() == champion
     assert m["champion"]["rouge_l"] > m["tuned"]["rouge_l"]  # champion re-scored on these items
     assert m["lineage"]["champion_before"] == champion
     report = (run_dir / "eval" / "report.md").read_text()
@@ -192,11 +188,11 @@ def test_run_that_does_not_beat_base_is_not_promoted(planted):
 
 
 @pytest.mark.slow
-def test_a_model_that_learned_to_say_nothing_is_named_and_never_promoted(planted, tmp_path):
+def test_a_model_that_learned_to_say_nothing_is_named_and_never_promoted(planted_run, tmp_path):
     """The failure seen on git's manuals: every tuned answer empty, and nothing said so."""
     from dataclasses import replace
 
-    from test_finetune import FAST, publish_planted
+    from support.planted import FAST, publish_planted
 
     import tasks.finetune as ft
     from faqforge.records import QAPair
@@ -205,7 +201,7 @@ def test_a_model_that_learned_to_say_nothing_is_named_and_never_promoted(planted
     dataset = publish_planted(tmp_path / "datasets" / "ds-silent", "ds-silent")
     train = read_records(dataset / "train.jsonl", QAPair)
     write_jsonl(dataset / "train.jsonl", [replace(p, answer="") for p in train])
-    cfg = planted["cfg"].model_copy(update={**FAST, "max_steps": 40, "merge": False})
+    cfg = planted_run["cfg"].model_copy(update={**FAST, "max_steps": 40, "merge": False})
     summary = ft.finetune.fn(str(dataset), cfg, str(tmp_path))
     result = ev.evaluate.fn(summary["run_dir"], EvaluateConfig(), str(tmp_path))
     m = result["metrics"]
@@ -243,13 +239,15 @@ class ReferenceJudge:
 
 
 @pytest.mark.slow
-def test_judge_results_reach_metrics_and_report(planted, monkeypatch):
+def test_judge_results_reach_metrics_and_report(planted_run, monkeypatch):
     import faqforge.teachers
 
     monkeypatch.setattr(faqforge.teachers, "make_backend", lambda cfg, judge: ReferenceJudge())
     teacher = TeacherConfig(kind="openai", model="reference-judge")
-    run_dir = planted["summary"]["run_dir"]
-    m = ev.evaluate.fn(run_dir, EvaluateConfig(max_items=6), str(planted["ws"]), teacher)["metrics"]
+    run_dir = planted_run["summary"]["run_dir"]
+    m = ev.evaluate.fn(run_dir, EvaluateConfig(max_items=6), str(planted_run["ws"]), teacher)[
+        "metrics"
+    ]
     exact = m["tuned"]["exact_match"]
     assert m["tuned"]["judge_score"] == pytest.approx(10 * exact + 1 * (1 - exact))
     assert m["base"]["judge_score"] == 1.0

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.prefect_reads import run_artifacts
 
-from faqforge.artifacts import artifact_key
 from faqforge.config import SplitConfig
-from faqforge.storage import Workspace, iter_jsonl, read_json
+from faqforge.storage import iter_jsonl, read_json
 from tasks.split import position
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,24 +144,6 @@ def test_changed_document_only_sends_its_changed_chunks(run_refresh, corpus):
     assert second["teacher"]["cache_hits"] >= first["teacher"]["requests"] - 2
 
 
-def _artifacts(flow_run_id, name: str, ws: Path) -> list:
-    """The run's artifacts named ``name`` (keys carry the workspace: ``artifact_key``)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterKey,
-    )
-
-    with get_client(sync_client=True) as client:
-        return client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=[artifact_key(name, Workspace(ws))]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
-            )
-        )
-
-
 @pytest.mark.slow  # the whole refresh flow
 def test_failed_validation_blocks_publishing_and_keeps_latest(run_refresh, corpus, tmp_path):
     first = run_refresh(corpus)
@@ -175,7 +157,9 @@ def test_failed_validation_blocks_publishing_and_keeps_latest(run_refresh, corpu
         ["LATEST", first["version"]]
     )
     # The failing expectations are listed in an artifact of the failed run, with Data Docs.
-    (artifact,) = _artifacts(state.state_details.flow_run_id, "dataset-validation", tmp_path / "ws")
+    (artifact,) = run_artifacts(
+        state.state_details.flow_run_id, "dataset-validation", tmp_path / "ws"
+    )
     assert "FAILED" in artifact.data
     assert "| qa_dataset_summary | expect_column_values_to_be_between | train_rows |" in (
         artifact.data

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from test_generate import CFG, ScriptedTeacher, cache_files, make_chunk, run
-from test_judge import CHUNKS, PAIRS, config, proxy  # noqa: F401  (the proxy fixture)
+from support.judging import CHUNKS, PAIRS, config
+from support.teaching import CFG, ScriptedTeacher, cache_files, make_chunk, run
 from typer.testing import CliRunner
 
 from faqforge.cli import app
@@ -49,7 +49,7 @@ def test_force_asks_again_for_every_chunk_and_overwrites_the_cache(tmp_path):
     assert after.stats.requests == 0 and after.pairs == forced.pairs
 
 
-def test_force_rates_every_chunk_again(proxy, tmp_path):  # noqa: F811
+def test_force_rates_every_chunk_again(proxy, tmp_path):
     def rate(force: bool):
         cfg = config(proxy)
         judge = Judge(cfg.judge, make_backend(cfg, judge=True))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
-import random
 import shutil
 from pathlib import Path
 
 import pytest
-from pypdf import PdfWriter
+from support.corpus_faults import encrypted_pdf, noise
 
 from faqforge.config import IngestConfig
 from faqforge.records import Document, Rejection
@@ -28,20 +26,6 @@ def write(root: Path, name: str, content: str | bytes) -> Path:
     else:
         path.write_bytes(content)
     return path
-
-
-def noise(seed: int) -> bytes:
-    """Random bytes without NUL: binary that the NUL check does not catch."""
-    return bytes(b for b in random.Random(seed).randbytes(400) if b)
-
-
-def encrypted_pdf() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    writer.encrypt("secret")
-    buf = io.BytesIO()
-    writer.write(buf)
-    return buf.getvalue()
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from openai_server import OpenAICompatServer
-from test_generate import chunk_stage, make_chunk
+from support.teaching import chunk_stage, make_chunk
 
 from faqforge.config import CurateConfig, TeacherConfig
 from faqforge.prompts import fence, neutralise

@@ -2,49 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from fault_proxy import FaultProxy
-from openai_server import OpenAICompatServer
-from resume_worker import sample_chunks
+from support.judging import CHUNKS, PAIRS, config, pair, run
 
 from faqforge.config import ConfigError, JudgeConfig, TeacherConfig, load_config
-from faqforge.records import QAPair
 from faqforge.teachers import TeacherError, make_backend
-from faqforge.teachers.judge import Judge
 from faqforge.teachers.ledger import Budget
 from faqforge.teachers.schema import Rating, parse_ratings
-from tasks.judge import judge_pairs, verdicts
-
-CHUNKS = sample_chunks(3)
-
-
-def pair(i: int, chunk: int, answer: str = "A fact.") -> QAPair:
-    c = CHUNKS[chunk]
-    return QAPair(f"qa-{i}", f"What is part {i}?", answer, c.doc_id, c.chunk_id, c.source,
-                  "p1", "tiny-teacher")  # fmt: skip
-
-
-PAIRS = [pair(0, 0), pair(1, 0, "WRONG: it is made of cheese."), pair(2, 1), pair(3, 2)]
-
-
-@pytest.fixture
-def proxy():
-    with OpenAICompatServer() as server, FaultProxy(server.base_url) as prx:
-        yield prx
-
-
-def config(proxy, **judge) -> TeacherConfig:
-    return TeacherConfig(kind="openai", base_url=proxy.base_url, model="tiny-teacher",
-                         max_retries=0, judge={"enabled": True, **judge})  # fmt: skip
-
-
-def run(proxy, cache_dir, cfg=None, pairs=PAIRS, budget=None):
-    cfg = cfg or config(proxy)
-    judge = Judge(cfg.judge, make_backend(cfg, judge=True))
-    chunks = {c.chunk_id: c for c in CHUNKS}
-    return asyncio.run(judge_pairs(pairs, chunks, judge, cache_dir, cfg, budget))
+from tasks.judge import verdicts
 
 
 def test_low_rated_pairs_are_rejected_with_the_judges_reason(proxy, tmp_path):

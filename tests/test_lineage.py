@@ -6,11 +6,11 @@ pair, a dataset version and a run id, as markdown and JSON; a clear error for an
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+from support.prefect_reads import run_artifacts
 from typer.testing import CliRunner
 
 from faqforge.cli import app
@@ -22,77 +22,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"
-# Tiny but real: 2 optimiser steps, 3 eval items per probe (6 in all), no embedding model
-# for dedup.
-TINY = [
-    "dedup.semantic=false",
-    "finetune.max_steps=2",
-    "finetune.batch_size=2",
-    "finetune.max_length=128",
-    "finetune.sample_questions=0",
-    "evaluate.max_items=3",
-    "evaluate.bootstrap_resamples=100",
-    "evaluate.max_new_tokens=16",
-]
-
-
-def run_chain(root: Path) -> dict:
-    """refresh, finetune, evaluate on three sample documents into ``root/ws``, mirrored to
-    ``file://root/remote`` with the Prefect task results kept there too."""
-    from prefect.settings import PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK, temporary_settings
-
-    from faqforge.config import StorageConfig
-    from faqforge.remote import save_result_storage
-    from flows.evaluate import evaluate_flow
-    from flows.finetune import finetune_flow
-    from flows.refresh import refresh
-
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for name in ("overview.md", "finetuning.md", "operations.md"):
-        shutil.copy(SAMPLE / name, corpus / name)
-    remote = f"file://{root / 'remote'}"
-    common = {
-        "config": "configs/tiny-llama_lora_cpu.yaml",
-        "overrides": [*TINY, f"storage.remote_url={remote}"],
-        "workspace": str(root / "ws"),
-    }
-    results_block = save_result_storage(StorageConfig(remote_url=remote), "lineage-test")
-    states = {}
-    with temporary_settings({PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK: results_block}):
-        states["refresh"] = refresh(source=str(corpus), **common, return_state=True)
-        dataset = states["refresh"].result()
-        states["finetune"] = finetune_flow(dataset=dataset["version"], **common, return_state=True)
-        run = states["finetune"].result()
-        states["evaluate"] = evaluate_flow(run=run["run_id"], **common, return_state=True)
-        states["evaluate"].result()
-    return {
-        "root": root,
-        "ws": root / "ws",
-        "remote": remote,
-        "common": common,
-        "corpus": corpus,
-        "dataset": dataset,
-        "run": run,
-        "flow_runs": {k: s.state_details.flow_run_id for k, s in states.items()},
-    }
-
-
-_CHAIN: dict = {}
-
-
-def tiny_chain(tmp_path_factory) -> dict:
-    """One chain per session, shared with test_remote_storage (built by whichever runs first)."""
-    if not _CHAIN:
-        _CHAIN.update(run_chain(tmp_path_factory.mktemp("chain")))
-    return _CHAIN
-
-
-@pytest.fixture(scope="module")
-def chain(prefect_harness, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(ROOT)  # the config's relative paths (the GX suite) resolve from here
-        yield tiny_chain(tmp_path_factory)
 
 
 def materializations(
@@ -165,8 +94,6 @@ def test_refresh_and_finetune_announce_what_they_made_for_the_chained_deployment
 
 
 def test_each_flow_run_has_a_lineage_artifact(chain):
-    from test_flows import _artifacts
-
     version, rid = chain["dataset"]["version"], chain["run"]["run_id"]
     expected = {
         "refresh": [f"# Dataset {version}", "overview.md", "content hash"],
@@ -174,7 +101,7 @@ def test_each_flow_run_has_a_lineage_artifact(chain):
         "evaluate": [f"# Run {rid}", "eval on 6 items", "rouge_l"],
     }
     for flow, shown in expected.items():
-        (artifact,) = _artifacts(chain["flow_runs"][flow], "lineage", chain["ws"])
+        (artifact,) = run_artifacts(chain["flow_runs"][flow], "lineage", chain["ws"])
         for text in shown:
             assert text in artifact.data, (flow, text)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from test_generate import CFG, ScriptedTeacher, make_chunk
+from support.teaching import CFG, ScriptedTeacher, make_chunk
 
 from faqforge.progress import Progress, eta_text
 from tasks.generate import generate_for_chunks

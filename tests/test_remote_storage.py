@@ -28,15 +28,6 @@ from faqforge.storage import Workspace, read_json, read_run_manifest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def chain(prefect_harness, tmp_path_factory):
-    from test_lineage import tiny_chain
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(ROOT)
-        yield tiny_chain(tmp_path_factory)
-
-
 def remote_dir(chain) -> Path:
     return Path(chain["remote"].removeprefix("file://"))
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from openai_server import OpenAICompatServer
-from test_finetune import publish_planted, tiny_model
-from test_generate import chunk_stage, make_chunk
+from support.planted import publish_planted, tiny_model
+from support.teaching import chunk_stage, make_chunk
 
 import tasks.finetune as ft
 from faqforge.artifacts import artifact_key

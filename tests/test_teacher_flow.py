@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fault_proxy import FaultProxy
 from openai_server import OpenAICompatServer
-from test_generate import chunk_stage, make_chunk
+from support.teaching import chunk_stage, make_chunk
 
 from faqforge.artifacts import artifact_key
 from faqforge.config import TeacherConfig

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_finetune import publish_planted, tiny_model
+from support.planted import publish_planted, tiny_model
 
 import tasks.finetune as ft
 from faqforge.config import FinetuneConfig
@@ -107,7 +107,7 @@ def test_cli_offers_resume():
 @pytest.mark.slow
 def test_report_to_tensorboard_writes_event_files(tmp_path_factory, tmp_path):
     pytest.importorskip("tensorboard")
-    from test_finetune import planted_pairs
+    from support.planted import planted_pairs
 
     from tasks.training.recipe import train_adapter
 

@@ -17,7 +17,7 @@ from faqforge.teachers.base import Fact, TeacherError
 
 CRITERIA = ("accuracy", "relevance", "clarity", "usefulness")
 QUESTION_CHARS = 300
-REASON_CHARS = 300
+REASON_CHARS = 300  # a judge's reason, pair rating or answer grading alike
 
 
 def schema_hash(schema: dict[str, Any]) -> str:
