@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,39 @@ def test_a_section_or_key_given_twice_is_rejected(tmp_path):
     path.write_text("teacher:\n  concurrency: 4\n  concurrency: 8\n")
     with pytest.raises(ConfigError, match="duplicate key 'concurrency'"):
         load_config(path)
+
+
+def _commented_lines(text: str) -> dict[tuple[str, ...], bool]:
+    """Each key path of a YAML file → whether a comment says why: on its line, or in the
+    comment lines directly above it."""
+    found: dict[tuple[str, ...], bool] = {}
+    stack: list[tuple[int, str]] = []
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
+        key = re.match(r"^(\s*)([A-Za-z_][\w-]*):", line)
+        if not key:
+            continue
+        indent = len(key.group(1))
+        stack = [(i, k) for i, k in stack if i < indent] + [(indent, key.group(2))]
+        above = n > 0 and lines[n - 1].strip().startswith("#")
+        found[tuple(k for _, k in stack)] = "#" in line or above
+    return found
+
+
+def test_default_yaml_says_why_wherever_it_differs_from_the_code_default():
+    """configs/default.yaml is the documented embedded default: a value there that is not
+    the code's default (PipelineConfig()) carries a comment saying why."""
+    from faqforge.config import PipelineConfig
+
+    path = ROOT / "configs" / "default.yaml"
+    code, commented = PipelineConfig().dump(), _commented_lines(path.read_text())
+    differs = []
+    for keys, value in _leaves(yaml.safe_load(path.read_text())):
+        default = code
+        for key in keys:
+            default = default[key]
+        if value != default:
+            differs.append(keys)
+            assert commented[keys], f"{'.'.join(keys)}: {value!r} (code: {default!r}) needs a why"
+    # The embedded default differs from the code (the tests' tiny student) in the student.
+    assert {keys[0] for keys in differs} == {"finetune"}
