@@ -5,7 +5,8 @@ Categories (one answer may show several):
 - ``repetition``: some word n-gram occurs at least ``min_count`` times (a model stuck in a loop);
 - ``verbosity``: more than ``ratio`` × the reference's words (and at least 5 words more);
 - ``refusal``: declines or claims not to know (English phrases only);
-- ``hallucinated_link``: a URL that is neither in the source chunk nor in the reference;
+- ``hallucinated_link``: a link (URL or e-mail address, as ``tasks/links.py`` finds them, the
+  same rule curate applies to training pairs) in neither the source chunk nor the reference;
 - ``truncation``: generation stopped at the max-token limit, not at the stop token.
 
 Not covered: factual errors without those surface marks (the judge's job), non-English refusals.
@@ -17,6 +18,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from tasks.links import unsourced_links
+
 CATEGORIES = ("repetition", "verbosity", "refusal", "hallucinated_link", "truncation")
 EXAMPLES = 3
 
@@ -26,8 +29,6 @@ _REFUSAL = re.compile(
     r"as an ai\b|no information (about|on)|not (mentioned|covered) in)",
     re.I,
 )
-# Scheme URLs and bare www. hosts; trailing punctuation is sentence text, not the link.
-_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\"'`]+", re.I)
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,9 @@ def is_refusal(answer: str) -> bool:
     return bool(_REFUSAL.search(answer))
 
 
-def urls(text: str) -> list[str]:
-    """``urls("see https://x.io/a.")`` → ``["https://x.io/a"]``."""
-    return [u.rstrip(".,;:!?") for u in _URL.findall(text)]
-
-
 def hallucinated_links(answer: str, source: str, reference: str) -> list[str]:
-    """URLs in ``answer`` found in neither the source chunk nor the reference answer."""
-    known = (source + "\n" + reference).lower()
-    return [u for u in urls(answer) if u.lower() not in known]
+    """Links in ``answer`` found in neither the source chunk nor the reference answer."""
+    return unsourced_links(answer, f"{source}\n{reference}")
 
 
 def categorize(

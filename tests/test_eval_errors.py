@@ -34,9 +34,13 @@ def test_categorize(answer, reference, truncated, expected):
     assert set(ee.categorize(answer, reference, SOURCE, truncated, RULES)) == expected
 
 
-def test_urls_drop_sentence_punctuation():
-    assert ee.urls("See https://x.io/a. And (www.y.org/b), ok") == ["https://x.io/a", "www.y.org/b"]
-    assert ee.hallucinated_links("see https://ref.example/x", "", "at https://ref.example/x") == []
+def test_hallucinated_links_are_the_links_in_neither_source_nor_reference():
+    assert ee.hallucinated_links("see https://ref.example/x.", "", "at https://ref.example/x") == []
+    answer = "See https://x.io/a. And (www.y.org/b), or mail help@made-up.example"
+    assert ee.hallucinated_links(answer, "www.Y.org/b/", "") == [
+        "https://x.io/a",
+        "help@made-up.example",
+    ]
 
 
 def test_repeated_ngram_reports_the_loop():
