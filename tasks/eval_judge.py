@@ -10,14 +10,13 @@ A); a reply still unusable after one retry is a counted failure keeping its raw 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from faqforge.prompts import Prompt, load_prompt
 from faqforge.teachers.base import TeacherError
-from faqforge.teachers.schema import REASON_CHARS  # one bound for every judge's reason
+from faqforge.teachers.schema import REASON_CHARS, load_object
 
 VERDICTS = ("A", "B", "tie")
 
@@ -51,19 +50,6 @@ class Grade:
 class Preference:
     winner: str  # "A", "B" or "tie"
     reason: str
-
-
-def load_object(text: str) -> dict[str, Any]:
-    """The JSON object in a reply, also when fenced or wrapped in prose; else parse_error."""
-    body = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text.strip())
-    for candidate in (body, body[body.find("{") : body.rfind("}") + 1]):
-        try:
-            data = json.loads(candidate, strict=False)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict):
-            return data
-    raise TeacherError("parse_error", "reply holds no JSON object", raw=text)
 
 
 def _reason(data: dict[str, Any]) -> str:

@@ -219,6 +219,10 @@ PARSE_CASES = [
     ('{"facts": [{"answer": "line\none", "questions": ["Q?"]}]}', [Fact("line\none", ("Q?",))]),
     (fact_json(("A.", ["Q?", " Q? "])), [Fact("A.", ("Q?",))]),  # a repeat counts once
     ("Sure! Here you go", "parse_error"),
+    # an unconstrained server fences its JSON or wraps it in prose: the object is read
+    (f"```json\n{fact_json(('A.', ['Q?']))}\n```", [Fact("A.", ("Q?",))]),
+    (f"Here: {fact_json(('A.', ['Q?']))} Done.", [Fact("A.", ("Q?",))]),
+    ('["A.", "Q?"]', "parse_error"),  # JSON, but not an object
     ('{"facts": []}', "schema_error"),  # minItems 1
     ('{"facts": [{"answer": "A."}]}', "schema_error"),
     (fact_json(("  ", ["Q?"])), "schema_error"),

@@ -1,14 +1,16 @@
 """The JSON schemas the teacher and the judge answer in, and their tolerant parsers.
 
 ``maxLength`` on every string lets a constrained decoder (vLLM's xgrammar) always finish
-valid JSON, even from a model that would ramble. Parsing uses ``json.loads(strict=False)``:
-xgrammar lets control characters into strings. A reply that does not parse or fit raises
-TeacherError ``parse_error`` or ``schema_error`` with the raw text: never a silent ``[]``.
+valid JSON, even from a model that would ramble. Every reply (the teacher's, the judge's, the
+answer grader's) is read by ``load_object``, with ``json.loads(strict=False)``: xgrammar lets
+control characters into strings. A reply that does not parse or fit raises TeacherError
+``parse_error`` or ``schema_error`` with the raw text: never a silent ``[]``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,11 +53,21 @@ def qa_schema(n_facts: int, phrasings: int, max_answer_words: int) -> dict[str, 
     }
 
 
-def _load(text: str) -> Any:
-    try:
-        return json.loads(text, strict=False)
-    except json.JSONDecodeError as exc:
-        raise TeacherError("parse_error", f"reply is not JSON: {exc}", raw=text) from None
+def load_object(text: str) -> dict[str, Any]:
+    """The JSON object in a model's reply, also when fenced or wrapped in prose (an
+    unconstrained server or grader adds both); else TeacherError ``parse_error``."""
+    body = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text.strip())
+    problem = "reply holds no JSON object"
+    for whole, candidate in ((True, body), (False, body[body.find("{") : body.rfind("}") + 1])):
+        try:
+            data = json.loads(candidate, strict=False)
+        except json.JSONDecodeError as exc:
+            if whole:  # the decoder's own words go back to the model on a retry
+                problem = f"reply is not JSON: {exc}"
+            continue
+        if isinstance(data, dict):
+            return data
+    raise TeacherError("parse_error", problem, raw=text)
 
 
 def _text(value: Any) -> str | None:
@@ -68,8 +80,8 @@ def parse_facts(text: str, n_facts: int) -> list[Fact]:
     Repeated questions within a fact count once; a fact needs one usable question (the
     schema asks for two or more; a fact asked one way is still training data).
     """
-    data = _load(text)
-    items = data.get("facts") if isinstance(data, dict) else None
+    data = load_object(text)
+    items = data.get("facts")
     if not isinstance(items, list) or not 1 <= len(items) <= n_facts:
         raise TeacherError(
             "schema_error", f'expected {{"facts": [...]}} with 1 to {n_facts} items', raw=text
@@ -104,8 +116,8 @@ def questions_schema(n: int) -> dict[str, Any]:
 
 def parse_questions(text: str, n: int) -> list[str]:
     """``'{"questions": ["A?", "B?"]}'`` → ``["A?", "B?"]``, exactly ``n`` non-empty strings."""
-    data = _load(text)
-    items = data.get("questions") if isinstance(data, dict) else None
+    data = load_object(text)
+    items = data.get("questions")
     if not isinstance(items, list) or len(items) != n or not all(_text(q) for q in items):
         raise TeacherError(
             "schema_error", f'expected {{"questions": [...]}} with {n} non-empty strings', raw=text
@@ -157,8 +169,8 @@ def judge_schema(n_pairs: int) -> dict[str, Any]:
 
 def parse_ratings(text: str, n_pairs: int) -> list[Rating]:
     """``'{"ratings": [{"accuracy": 9, ..., "reason": "ok"}]}'`` → ``[Rating(9, ...)]``."""
-    data = _load(text)
-    items = data.get("ratings") if isinstance(data, dict) else None
+    data = load_object(text)
+    items = data.get("ratings")
     if not isinstance(items, list) or len(items) != n_pairs:
         raise TeacherError(
             "schema_error", f'expected {{"ratings": [...]}} with {n_pairs} items', raw=text
