@@ -133,19 +133,18 @@ def run_lineage(ws: Workspace, run_id: str) -> dict[str, Any]:
 
 
 def find_chunk(ws: Workspace, chunk_id: str) -> dict[str, Any] | None:
-    """The chunk record from any chunk stage output kept in the workspace."""
-    for path in sorted((ws.root / "stages" / "chunk").glob("*/chunks.jsonl")):
-        for row in iter_jsonl(path):
-            if row["chunk_id"] == chunk_id:
-                text = row["text"]
-                return {
-                    "chunk_id": chunk_id,
-                    "index": row["index"],
-                    "heading_path": row["heading_path"],
-                    "n_tokens": row["n_tokens"],
-                    "excerpt": text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else ""),
-                }
-    return None
+    """The chunk from any chunk stage output kept in the workspace, with an excerpt."""
+    row = ws.kept_chunks({chunk_id}).get(chunk_id)
+    if row is None:
+        return None
+    text = row["text"]
+    return {
+        "chunk_id": chunk_id,
+        "index": row["index"],
+        "heading_path": row["heading_path"],
+        "n_tokens": row["n_tokens"],
+        "excerpt": text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else ""),
+    }
 
 
 def pair_lineage(ws: Workspace, qa_id: str) -> dict[str, Any] | None:

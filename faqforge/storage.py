@@ -160,6 +160,16 @@ class Workspace:
     def stage_dir(self, stage: str, key: str) -> Path:
         return self.root / "stages" / stage / key
 
+    def kept_chunks(self, chunk_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """Chunk id → its chunk record, from every chunk stage output the workspace keeps
+        (the first found): what lineage and evaluation look a pair's source up in."""
+        found: dict[str, dict[str, Any]] = {}
+        for path in sorted((self.root / "stages" / "chunk").glob("*/chunks.jsonl")):
+            for row in iter_jsonl(path):
+                if row["chunk_id"] in chunk_ids:
+                    found.setdefault(row["chunk_id"], row)
+        return found
+
     @property
     def teacher_cache(self) -> Path:
         return self.root / "cache" / "teacher"

@@ -32,7 +32,6 @@ from faqforge.records import KNOWLEDGE, PROBES, UNSEEN_DOCUMENTS, EvalItem, QAPa
 from faqforge.storage import (
     Workspace,
     atomic_write_text,
-    iter_jsonl,
     read_json,
     read_records,
     read_run_manifest,
@@ -58,16 +57,6 @@ def judge_skip_note(teacher: TeacherConfig | None, cfg: EvaluateConfig) -> str |
     if teacher.kind == "extractive" and teacher.judge.base_url is None:
         return "the extractive teacher has no model to judge with (set teacher.kind: openai)"
     return None
-
-
-def source_texts(ws: Workspace, chunk_ids: set[str]) -> dict[str, str]:
-    """Chunk id → text, from the chunk stage outputs kept in the workspace."""
-    found: dict[str, str] = {}
-    for path in sorted((ws.root / "stages" / "chunk").glob("*/chunks.jsonl")):
-        for row in iter_jsonl(path):
-            if row["chunk_id"] in chunk_ids:
-                found[row["chunk_id"]] = row["text"]
-    return found
 
 
 def champion_run(ws: Workspace, run_id: str) -> tuple[str | None, dict[str, Any] | None]:
@@ -244,7 +233,8 @@ def evaluate_run(
     problems = list(shape["tuned"].problems)
     first_line = headline(lift, probes[KNOWLEDGE], problems, untaught)
 
-    sources = source_texts(ws, {p.chunk_id for p in pairs})
+    chunks = ws.kept_chunks({p.chunk_id for p in pairs})
+    sources = {chunk_id: row["text"] for chunk_id, row in chunks.items()}
     rules = ErrorRules(cfg.repetition_ngram, cfg.repetition_min_count, cfg.verbosity_ratio)
     flags = {
         side: [
