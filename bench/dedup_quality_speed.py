@@ -39,8 +39,7 @@ from datasketch import MinHash, MinHashLSH
 
 from faqforge.config import DedupConfig
 from faqforge.teachers.extractive import extract_facts
-from tasks.dedup import MINHASH_SEED
-from tasks.minhash import LSHIndex, jaccard, shingles, signatures
+from tasks.minhash import SEED, LSHIndex, jaccard, shingles, signatures
 
 ROOT = Path(__file__).resolve().parents[1]
 EDITS = ["1 word", "2 words", "5%", "10%", "15%", "case+punct"]
@@ -156,7 +155,7 @@ def datasketch_loop(sets: list[set[bytes]], cfg: DedupConfig) -> list[MinHash]:
     """The straightforward datasketch loop: ``MinHash()`` and one ``update()`` per shingle."""
     out = []
     for s in sets:
-        m = MinHash(num_perm=cfg.num_perm, seed=MINHASH_SEED)
+        m = MinHash(num_perm=cfg.num_perm, seed=SEED)
         for shingle in s:
             m.update(shingle)
         out.append(m)
@@ -223,7 +222,7 @@ def main() -> int:
 
     sets = [shingles(t, cfg.shingle_words) for t in texts]
     ref = datasketch_loop(sets, cfg)
-    ours = signatures(sets, cfg.num_perm, MINHASH_SEED)
+    ours = signatures(sets, cfg.num_perm, SEED)
     found_ref, found_ours = datasketch_pairs(ref, cfg), faqforge_pairs(ours, cfg, cfg.threshold)
 
     # Jaccard agreement: over every true pair and as many random pairs.
@@ -238,9 +237,7 @@ def main() -> int:
     e2e: dict[str, list[float]] = {"loop": [], "ours": []}
     for _ in range(3):  # alternate, so load on the machine hits both alike
         rates["loop"].append(median_rate(n, lambda: datasketch_loop(sets[:n], cfg), 1))
-        rates["ours"].append(
-            median_rate(n, lambda: signatures(sets[:n], cfg.num_perm, MINHASH_SEED), 1)
-        )
+        rates["ours"].append(median_rate(n, lambda: signatures(sets[:n], cfg.num_perm, SEED), 1))
         e2e["loop"].append(
             median_rate(
                 n,
@@ -257,7 +254,7 @@ def main() -> int:
                     signatures(
                         [shingles(t, cfg.shingle_words) for t in texts[:n]],
                         cfg.num_perm,
-                        MINHASH_SEED,
+                        SEED,
                     ),
                     cfg,
                     cfg.threshold,
@@ -299,7 +296,7 @@ def main() -> int:
 
     # Hard negatives, unlabelled: the teacher's own distinct pairs that a threshold would merge.
     qa = [f"{q} {a}" for q, a in teacher_pairs()]
-    qa_sigs = signatures([shingles(t, cfg.shingle_words) for t in qa], cfg.num_perm, MINHASH_SEED)
+    qa_sigs = signatures([shingles(t, cfg.shingle_words) for t in qa], cfg.num_perm, SEED)
     merged = {t: len(faqforge_pairs(qa_sigs, cfg, t)) for t in (0.5, 0.6, 0.7)}
     print(
         f"\nteacher pairs merged ({len(qa)} real extractive QA pairs, no planted edits): "
@@ -312,7 +309,7 @@ def main() -> int:
     thresholds = (0.5, 0.6, 0.7, 0.8)
     print("  shingles " + "".join(f"{t:>22}" for t in thresholds))
     for size in (1, 2, 3, 5):
-        sigs = signatures([shingles(t, size) for t in texts], cfg.num_perm, MINHASH_SEED)
+        sigs = signatures([shingles(t, size) for t in texts], cfg.num_perm, SEED)
         cells = []
         for threshold in thresholds:
             p, r, f = prf(faqforge_pairs(sigs, cfg, threshold), truth)

@@ -35,7 +35,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from datasketch import MinHash, MinHashLSH
+import numpy as np
+from datasketch import MinHashLSH
 from prefect import task
 
 from faqforge.config import DecontaminateConfig
@@ -43,13 +44,14 @@ from faqforge.records import KNOWLEDGE, EvalItem, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import Workspace
 from faqforge.tasking import run_stage, stage_cache_key_fn
+from tasks.minhash import SEED, LSHIndex, jaccard
+from tasks.minhash import signatures as minhash_signatures
 from tasks.references import Reference, ReferenceSet, from_pairs, load_references
 from tasks.text import normalise, shingles, word_ngrams, words
 
 STAGE = "decontaminate"
 # Shorter answers ("Yes.", "The default.") are shared by chance, not by a leaked fact.
 ANSWER_WORDS = 4
-MINHASH_SEED = 1  # fixed: the same pair gets the same signature on every run
 
 Gram = tuple[str, ...]
 
@@ -89,13 +91,21 @@ class GramIndex:
         return next(((table[g], g) for g, table in probes if g in table), None)
 
 
-def signatures(token_lists: list[list[str]], cfg: DecontaminateConfig) -> list[MinHash]:
-    """Seeded MinHash of word shingles; a text shorter than a shingle is one shingle."""
+def signatures(token_lists: list[list[str]], cfg: DecontaminateConfig) -> np.ndarray:
+    """Seeded MinHash of word shingles, ``(len(token_lists), num_perm)``; a text shorter than
+    a shingle is one shingle."""
     sets = [
         {" ".join(g).encode() for g in (word_ngrams(t, cfg.shingle_words) or [tuple(t)])}
         for t in token_lists
     ]
-    return MinHash.bulk(sets, num_perm=cfg.num_perm, seed=MINHASH_SEED)
+    return minhash_signatures(sets, cfg.num_perm, SEED)
+
+
+def lsh_index(cfg: DecontaminateConfig) -> LSHIndex:
+    """Bands for ``cfg.minhash_threshold``: datasketch's choice of bands × rows (its
+    ``MinHashLSH`` weighs false positives and negatives equally), held in this process."""
+    layout = MinHashLSH(threshold=cfg.minhash_threshold, num_perm=cfg.num_perm)
+    return LSHIndex(layout.b, layout.r)
 
 
 class QuestionIndex:
@@ -139,13 +149,16 @@ class Contamination:
             [(i, r.question) for i, r in enumerate(refs) if r.question_only],
             cfg.question_threshold,
         )
-        self.sigs = dict(zip(full, signatures(tokens, cfg), strict=True))
-        self.lsh = MinHashLSH(threshold=cfg.minhash_threshold, num_perm=cfg.num_perm)
-        for i, sig in self.sigs.items():
-            self.lsh.insert(i, sig)
+        self.full, self.sigs = full, signatures(tokens, cfg)  # signature rows follow ``full``
+        self.lsh = lsh_index(cfg)
+        for row, keys in enumerate(self.lsh.band_keys(self.sigs)):
+            self.lsh.insert(row, keys)
 
-    def check(self, pair: QAPair, tokens: list[str], sig: MinHash) -> tuple[str, int, str] | None:
-        """``(reason, reference index, detail)`` of the first rule the pair fails, or None."""
+    def check(
+        self, pair: QAPair, tokens: list[str], sig: np.ndarray, keys: np.ndarray
+    ) -> tuple[str, int, str] | None:
+        """``(reason, reference index, detail)`` of the first rule the pair fails, or None;
+        ``sig`` is the pair's signature and ``keys`` its band keys (``lsh.band_keys``)."""
         if (hit := self.grams.collision(tokens)) is not None:
             ref, gram = hit
             return "eval_overlap", ref, f"shares {len(gram)} words: {' '.join(gram)!r}"
@@ -156,10 +169,11 @@ class Contamination:
         if (close := self.worded.closest(pair.question)) is not None:
             ref, jac = close
             return "eval_near_question", ref, f"question word-pair Jaccard {jac:.2f}"
+        rows = sorted(self.lsh.query(keys))
         near = sorted(
-            (-jac, i)
-            for i in self.lsh.query(sig)
-            if (jac := sig.jaccard(self.sigs[i])) >= self.cfg.minhash_threshold
+            (-float(jac), self.full[row])
+            for row, jac in zip(rows, jaccard(sig, self.sigs[rows]), strict=True)
+            if jac >= self.cfg.minhash_threshold
         )
         if near:
             jac, ref = -near[0][0], near[0][1]
@@ -179,10 +193,11 @@ def remove_eval_overlap(
         return list(train), []
     rules = Contamination(refs, cfg)
     tokens = [words(f"{p.question} {p.answer}") for p in train]
+    sigs = signatures(tokens, cfg)
     kept: list[QAPair] = []
     rejected: list[Rejection] = []
-    for pair, toks, sig in zip(train, tokens, signatures(tokens, cfg), strict=True):
-        hit = rules.check(pair, toks, sig)
+    for pair, toks, sig, keys in zip(train, tokens, sigs, rules.lsh.band_keys(sigs), strict=True):
+        hit = rules.check(pair, toks, sig, keys)
         if hit is None:
             kept.append(pair)
             continue

@@ -59,6 +59,7 @@ from faqforge.tasking import run_stage, stage_cache_key_fn
 from tasks.ambiguity import repair_ambiguous, same_answer
 from tasks.coverage import phrasing_counts
 from tasks.minhash import (
+    SEED,
     BandIndex,
     IndexFactory,
     band_indexes,
@@ -70,8 +71,6 @@ from tasks.text import code_spans, question_identity
 from tasks.vector_cache import VectorCache
 
 STAGE = "dedup"
-# Fixed so a pair's signature (and thus which pair is kept) is the same on every run.
-MINHASH_SEED = 1
 
 Match = tuple[int, float]  # (index of the kept pair, similarity)
 Signer = Callable[[list[str]], np.ndarray]  # texts → (len(texts), num_perm) signatures
@@ -203,7 +202,7 @@ def same_fact(facts: list[str], i: int, j: int) -> bool:
 
 def local_signer(cfg: DedupConfig) -> Signer:
     """Signatures computed here, in one vectorised pass."""
-    return lambda texts: text_signatures(texts, cfg.shingle_words, cfg.num_perm, MINHASH_SEED)
+    return lambda texts: text_signatures(texts, cfg.shingle_words, cfg.num_perm, SEED)
 
 
 def runner_signer(cfg: DedupConfig, runner: RunnerConfig) -> Signer:
@@ -216,7 +215,7 @@ def runner_signer(cfg: DedupConfig, runner: RunnerConfig) -> Signer:
     def sign(texts: list[str]) -> np.ndarray:
         size = max(1, math.ceil(len(texts) / (2 * runner.workers)))
         shards = [
-            (texts[lo : lo + size], cfg.shingle_words, cfg.num_perm, MINHASH_SEED)
+            (texts[lo : lo + size], cfg.shingle_words, cfg.num_perm, SEED)
             for lo in range(0, len(texts), size)
         ]
         return np.concatenate(map_shards(signature_shard, shards, runner))
@@ -226,7 +225,7 @@ def runner_signer(cfg: DedupConfig, runner: RunnerConfig) -> Signer:
 
 def cached_signer(sign: Signer, cfg: DedupConfig, cache_dir: Path) -> Signer:
     """``sign`` for the texts no earlier run signed; the others' signatures read back."""
-    kind = f"minhash-{cfg.shingle_words}w-{cfg.num_perm}p-seed{MINHASH_SEED}"
+    kind = f"minhash-{cfg.shingle_words}w-{cfg.num_perm}p-seed{SEED}"
     store = VectorCache(cache_dir, kind, "uint32")
     return lambda texts: store.vectors(texts, sign)
 
@@ -287,7 +286,7 @@ def dedup_pairs(
     if not pairs:
         return [], []
     redis_url = cfg.redis_url if cfg.lsh_storage == "redis" else None
-    with band_indexes(cfg.bands, cfg.num_perm // cfg.bands, MINHASH_SEED, redis_url) as new_index:
+    with band_indexes(cfg.bands, cfg.num_perm // cfg.bands, SEED, redis_url) as new_index:
         sign = sign or local_signer(cfg)
         if cache_dir is not None:
             sign = cached_signer(sign, cfg, cache_dir)

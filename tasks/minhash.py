@@ -34,6 +34,9 @@ from tasks.text import words
 # it never sits in a config file or a manifest.
 REDIS_PASSWORD_ENV = "FAQFORGE_REDIS_PASSWORD"
 MAX_HASH = np.uint32(0xFFFFFFFF)  # datasketch's value for "no shingle seen"
+# Fixed: a text gets the same signature on every run, so dedup and decontamination decide the
+# same way every run.
+SEED = 1
 _BATCH_SHINGLES = 8192  # rows of the (shingles × num_perm) block: a few MB, stays in cache
 _READ_BATCH = 10_000  # buckets read from Redis per pipeline
 

@@ -4,6 +4,7 @@ eval version, or a benchmark line, removes a training pair and names what it hit
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -275,3 +276,40 @@ def test_task_fn_names_the_teaching_pairs_that_survive(tmp_path):
                            StageCounts.of(3, 3, []))  # fmt: skip
     out = decontaminate.fn(upstream, CFG_DEFAULT, str(tmp_path))
     assert out.read("eval", EvalItem)[0].taught_by == [] and out.stats["knowledge_untaught"] == 1
+
+
+def test_minhash_rule_finds_what_datasketch_finds():
+    """Signatures and band candidates equal datasketch's MinHash and MinHashLSH at the
+    config's threshold, on real text (the sample corpus's lines) and edited copies of it."""
+    import random
+
+    import numpy as np
+    from datasketch import MinHash, MinHashLSH
+
+    from tasks.decontaminate import lsh_index, signatures
+    from tasks.text import word_ngrams, words
+
+    cfg = DecontaminateConfig()
+    sample = Path(__file__).resolve().parent.parent / "faqforge" / "sample_corpus"
+    lines = [w for p in sorted(sample.glob("*.md")) for line in p.read_text().splitlines()
+             if len(w := words(line)) >= 8][:120]  # fmt: skip
+    rng = random.Random(0)
+    edited = [[t for t in ws if rng.random() > 0.15] for ws in lines]  # ~15% of words dropped
+    sets = [
+        {" ".join(g).encode() for g in (word_ngrams(t, cfg.shingle_words) or [tuple(t)])}
+        for t in lines + edited
+    ]
+    reference = MinHash.bulk(sets, num_perm=cfg.num_perm, seed=1)
+    ours = signatures(lines + edited, cfg)
+    assert (ours == np.array([m.hashvalues for m in reference])).all()
+
+    theirs = MinHashLSH(threshold=cfg.minhash_threshold, num_perm=cfg.num_perm)
+    index = lsh_index(cfg)
+    for i, m in enumerate(reference[: len(lines)]):
+        theirs.insert(i, m)
+    for i, keys in enumerate(index.band_keys(ours[: len(lines)])):
+        index.insert(i, keys)
+    keys = index.band_keys(ours[len(lines) :])
+    found = [index.query(k) for k in keys]
+    assert found == [set(theirs.query(m)) for m in reference[len(lines) :]]
+    assert sum(i in hits for i, hits in enumerate(found)) > len(lines) / 2  # edits are found

@@ -22,8 +22,9 @@ from faqforge.records import QAPair
 from faqforge.scaleout import RunnerError, map_shards, task_runner
 from faqforge.stage import StageCounts, StageOutput, save_output
 from faqforge.storage import Workspace
-from tasks.dedup import MINHASH_SEED, clusters, dedup, dedup_pairs
+from tasks.dedup import clusters, dedup, dedup_pairs
 from tasks.minhash import (
+    SEED,
     LSHStorageError,
     MemoryBands,
     RedisBands,
@@ -155,8 +156,8 @@ def test_map_shards_on_worker_processes_of_a_local_cluster_sharing_one_server():
 
 def test_runner_signatures_equal_local_ones_shard_by_shard():
     texts = [f"{p.question} {p.answer}" for p in PAIRS]
-    whole = text_signatures(texts, 2, 128, MINHASH_SEED)
-    parts = [text_signatures(texts[i : i + 37], 2, 128, MINHASH_SEED) for i in range(0, 400, 37)]
+    whole = text_signatures(texts, 2, 128, SEED)
+    parts = [text_signatures(texts[i : i + 37], 2, 128, SEED) for i in range(0, 400, 37)]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
@@ -237,9 +238,9 @@ def redis_url(tmp_path_factory):
 
 
 def test_redis_bands_return_the_memory_candidates(redis_url):
-    sigs = text_signatures([p.question for p in PAIRS], 2, 128, MINHASH_SEED)
+    sigs = text_signatures([p.question for p in PAIRS], 2, 128, SEED)
     memory = MemoryBands(sigs, 32, 4)
-    with band_indexes(32, 4, MINHASH_SEED, redis_url) as new_index:
+    with band_indexes(32, 4, SEED, redis_url) as new_index:
         remote = new_index(sigs)
         assert isinstance(remote, RedisBands)
         for i in range(0, len(PAIRS), 2):
