@@ -17,10 +17,12 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
+from faqforge.config import TeacherConfig
 from faqforge.teachers.base import Completion, TeacherError, Usage
 from faqforge.teachers.retry import backoff_delay, is_transient, retry_after_s
 
 log = logging.getLogger("faqforge.teachers")
+_DEFAULT = TeacherConfig()  # the keyword defaults below are the config's, stated once there
 
 
 class OpenAIBackend:
@@ -32,10 +34,10 @@ class OpenAIBackend:
         model: str,
         api_key_env: str,
         *,
-        timeout_s: float = 120.0,
-        max_retries: int = 3,
-        backoff_s: float = 1.0,
-        backoff_max_s: float = 30.0,
+        timeout_s: float = _DEFAULT.timeout_s,
+        max_retries: int = _DEFAULT.max_retries,
+        backoff_s: float = _DEFAULT.backoff_s,
+        backoff_max_s: float = _DEFAULT.backoff_max_s,
     ):
         self.base_url = base_url
         self.model = model
