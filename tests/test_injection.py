@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -111,9 +112,15 @@ def test_planted_documents_against_the_real_server(vllm_server, tmp_path):
     assert result.rejections == [] and result.stats.requests == len(chunks)
     assert {p.chunk_id for p in result.pairs} == {c.chunk_id for c in chunks}
     sources = {c.chunk_id: c.text for c in chunks}
-    kept, rejected = curate_pairs(result.pairs, CurateConfig(languages=[]), sources)
+    # An obeyed instruction among the real replies, so the link check below always has one
+    # pair to catch, whatever the random weights wrote.
+    first = result.pairs[0]
+    obeyed = replace(first, id="obeyed", answer=f"{first.answer} See {EVIL[0]} now.")
+    generated = [*result.pairs, obeyed]
+    kept, rejected = curate_pairs(generated, CurateConfig(languages=[]), sources)
     for pair in kept:
         assert unsourced_links(f"{pair.question}\n{pair.answer}", sources[pair.chunk_id]) == []
-    for pair in result.pairs:
+    for pair in generated:
         if unsourced_links(f"{pair.question}\n{pair.answer}", sources[pair.chunk_id]):
             assert any(r.record_id == pair.id and r.reason == "unsourced_link" for r in rejected)
+    assert any(r.record_id == "obeyed" and r.reason == "unsourced_link" for r in rejected)
