@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from faqforge.storage import read_json
+from tasks.eval_metrics import rouge_l
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"
@@ -63,9 +65,16 @@ def test_run_all_produces_dataset_adapter_and_report(tmp_path):
     assert f"datasets: [{version}]" in card and "license: other" in card
 
     metrics = read_json(run_dir / "eval" / "metrics.json")
+    # The headline probe's scores are its answers' own: each row's ROUGE-L recomputed from
+    # the answer and reference it lists, and their mean is what metrics.json reports.
+    with (run_dir / "eval" / "predictions.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["probe"] == metrics["probe"]]
+    assert len(rows) == metrics["probes"][metrics["probe"]]["n"] > 0
     for side in ("base", "tuned"):
         assert {"exact_match", "rouge_l"} <= metrics[side].keys()
-        assert 0.0 <= metrics[side]["rouge_l"] <= 1.0
+        scores = [rouge_l(r[side], r["reference"]) for r in rows]
+        assert [float(r[f"rouge_l_{side}"]) for r in rows] == pytest.approx(scores)
+        assert metrics[side]["rouge_l"] == pytest.approx(sum(scores) / len(scores))
     eval_manifest = read_json(run_dir / "eval" / "manifest.json")
     assert eval_manifest["dataset_version"] == version
     assert run_id in str(eval_manifest["adapter"])
