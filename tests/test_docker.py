@@ -91,9 +91,26 @@ def test_runs_as_a_numeric_non_root_user(dockerfile):
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_torch_index_is_a_build_arg_and_torch_is_pinned(dockerfile):
+    """The image installs pyproject.toml's torch pin (before copying pyproject, for the
+    layer cache, so this test keeps the two the same)."""
     text = dockerfile.read_text()
     assert re.search(r"^ARG TORCH_INDEX_URL$", text, re.M)
-    assert '--index-url "${TORCH_INDEX_URL}" torch==2.13.0' in text
+    assert f'--index-url "${{TORCH_INDEX_URL}}" {torch_pin()}' in text
+
+
+def torch_pin() -> str:
+    """``torch==X.Y.Z`` as pyproject.toml pins it."""
+    found = re.findall(r'"(torch==[0-9][0-9.]*)"', (ROOT / "pyproject.toml").read_text())
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_set_up_script_installs_pyprojects_torch_pin():
+    """scripts/bootstrap reads the pin from pyproject.toml rather than writing its own."""
+    text = (ROOT / "scripts" / "bootstrap").read_text()
+    assert re.search(r"torch==[0-9]", text) is None
+    command = re.search(r"grep -oE '([^']+)' pyproject.toml", text)
+    assert command and re.fullmatch(command.group(1), f'"{torch_pin()}"')
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
