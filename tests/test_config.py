@@ -21,6 +21,12 @@ def _leaves(tree: object, path: tuple[str, ...] = ()):
         yield path, tree
 
 
+def _at(tree: dict, keys: tuple[str, ...]) -> object:
+    for key in keys:
+        tree = tree[key]
+    return tree
+
+
 def test_every_bundled_config_loads_with_each_value_it_sets():
     """Every value a bundled file sets is the value loaded: a key the loader dropped or
     renamed, or a file it ignored, fails here."""
@@ -31,9 +37,7 @@ def test_every_bundled_config_loads_with_each_value_it_sets():
         leaves = list(_leaves(yaml.safe_load(path.read_text())))
         assert leaves, f"{path.name} sets nothing"
         for keys, value in leaves:
-            got = loaded
-            for key in keys:
-                got = got[key]
+            got = _at(loaded, keys)
             assert got == value, f"{path.name}: {'.'.join(keys)} = {value!r}, loaded {got!r}"
 
 
@@ -169,9 +173,7 @@ def test_default_yaml_says_why_wherever_it_differs_from_the_code_default():
     code, commented = PipelineConfig().dump(), _commented_lines(path.read_text())
     differs = []
     for keys, value in _leaves(yaml.safe_load(path.read_text())):
-        default = code
-        for key in keys:
-            default = default[key]
+        default = _at(code, keys)
         if value != default:
             differs.append(keys)
             assert commented[keys], f"{'.'.join(keys)}: {value!r} (code: {default!r}) needs a why"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 from support.prefect_reads import run_artifacts
@@ -19,9 +18,6 @@ from faqforge.storage import Workspace, iter_jsonl, read_json, read_run_manifest
 
 # Every test here reads the workspace of one real refresh → finetune → evaluate chain.
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "faqforge" / "sample_corpus"
 
 
 def materializations(

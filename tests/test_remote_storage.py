@@ -25,8 +25,6 @@ from faqforge.remote import (
 )
 from faqforge.storage import Workspace, read_json, read_run_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def remote_dir(chain) -> Path:
     return Path(chain["remote"].removeprefix("file://"))
