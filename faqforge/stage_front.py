@@ -99,14 +99,15 @@ def stage_generate(
     cfg = load_stage_config(config, set_)
     chunks = read_input(input_, output, Chunk)
     from faqforge.teachers import make_teacher
-    from tasks.generate import GenerateFailed, generate_for_chunks, run_sync
+    from faqforge.teachers.fanout import ChunksFailed, run_sync
+    from tasks.generate import generate_for_chunks
 
     cache = Workspace(cfg.workspace.expanduser().resolve()).teacher_cache
     try:
         result = run_sync(
             generate_for_chunks(chunks, make_teacher(cfg.teacher), cache, cfg.teacher)
         )
-    except GenerateFailed as exc:
+    except ChunksFailed as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
     write_outputs("generate", output, result.pairs, result.rejections)

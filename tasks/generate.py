@@ -14,27 +14,32 @@ asked once; its cached answer stands until the key changes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from collections.abc import Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from faqforge.config import TeacherConfig, stable_hash
-from faqforge.progress import Progress
 from faqforge.records import Chunk, QAPair, Rejection, fact_id_of
 from faqforge.stage import StageCounts, StageOutput, module_hash, save_output, stage_key
 from faqforge.storage import Workspace
 from faqforge.tasking import IO_RETRIES, in_prefect_run, publish_counts_artifact
 from faqforge.teachers import Teacher, TeacherError, TeacherReply, make_teacher
 from faqforge.teachers.cache import cache_path, generation_key, read_reply, retire, write_reply
+from faqforge.teachers.fanout import (
+    Ask,
+    ChunksFailed,
+    Traffic,
+    fan_out,
+    rejection,
+    retry_if_transient,
+    run_sync,
+)
 from faqforge.teachers.ledger import Budget, Ledger, run_ledger
 from faqforge.teachers.orchestration import (
     Slot,
@@ -45,7 +50,6 @@ from faqforge.teachers.orchestration import (
 
 STAGE = "generate"
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def facts_for_chunk(n_tokens: int, cfg: TeacherConfig) -> int:
@@ -87,19 +91,9 @@ def make_pairs(chunk: Chunk, reply: TeacherReply, teacher: Teacher) -> list[QAPa
 
 
 @dataclass
-class GenerateStats:
-    """This run's teacher traffic: a re-run over unchanged chunks has requests == 0.
+class GenerateStats(Traffic):
+    """The fan-out's traffic, and what became of the replies."""
 
-    ``requests`` counts chunks sent (a chunk retried after a bad reply is one); the ledger
-    counts every HTTP request. ``left``: chunks not sent because the token budget ran out.
-    """
-
-    requests: int = 0
-    cache_hits: int = 0
-    failed: int = 0
-    left: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
     duplicate_pairs: int = 0
     retired_chunks: int = 0
     retired_pairs: int = 0
@@ -121,44 +115,6 @@ class GenerateResult:
         return stable_hash([r.to_dict() for r in [*self.pairs, *self.rejections]])
 
 
-class GenerateFailed(RuntimeError):
-    """More chunks failed than ``teacher.max_failure_share`` allows; answered ones are cached."""
-
-    def __init__(
-        self, rejections: list[Rejection], n_chunks: int, cfg: TeacherConfig, stage: str = STAGE
-    ):
-        self.rejections = rejections
-        first = "; ".join(
-            f"{r.record_id} ({r.record['source']}): {r.detail}" for r in rejections[:3]
-        )
-        where = f" ({cfg.model} at {cfg.base_url})" if cfg.kind == "openai" else ""
-        super().__init__(
-            f"{stage}: {len(rejections)} of {n_chunks} chunks failed, more than "
-            f"teacher.max_failure_share={cfg.max_failure_share}. First: {first}. Check the "
-            f"{cfg.kind} teacher{where} (the task log shows raw replies); a re-run sends only "
-            "the failed chunks."
-        )
-
-    @property
-    def transient(self) -> bool:
-        """Only HTTP failures may pass by themselves; a bad prompt or parser will not."""
-        return all(r.reason == "http_error" for r in self.rejections)
-
-
-def rejection(stage: str, chunk: Chunk, err: TeacherError) -> Rejection:
-    return Rejection(
-        record_id=chunk.chunk_id,
-        stage=stage,
-        reason=err.reason,
-        detail=err.detail,
-        record={"chunk_id": chunk.chunk_id, "source": chunk.source, "raw": err.raw},
-    )
-
-
-# Not a failure: the chunk was never sent. The next run (with budget) sends it.
-BUDGET_SPENT = TeacherError("budget_exhausted", "teacher.token_budget was spent; not sent")
-
-
 async def generate_for_chunks(
     chunks: Sequence[Chunk],
     teacher: Teacher,
@@ -169,65 +125,37 @@ async def generate_for_chunks(
     force: bool = False,
     logger: Any = None,
 ) -> GenerateResult:
-    """Ask the teacher about every uncached chunk, ``cfg.concurrency`` at a time.
+    """Ask the teacher about every uncached chunk (``fan_out``: cache, budget, slot, ledger).
 
-    ``slot`` (optional) is entered around each request: a Prefect global limit shared with
-    other flows. Each reply is cached the moment it arrives. ``force`` asks about every
-    chunk and overwrites its cached reply (after a bad teacher night). Raises
-    GenerateFailed (after caching) when the share of failed chunks exceeds
-    ``cfg.max_failure_share``.
+    ``force`` asks about every chunk and overwrites its cached reply (after a bad teacher
+    night). Raises ChunksFailed (after caching) when the share of failed chunks
+    exceeds ``cfg.max_failure_share``.
     """
-    stats, ledger = GenerateStats(), Ledger(STAGE, cfg)
-    budget = budget or Budget(cfg.token_budget)
-    limit = asyncio.Semaphore(cfg.concurrency)
 
-    async def answer(chunk: Chunk) -> TeacherReply | TeacherError:
-        hits = stats.cache_hits
-        outcome = await ask(chunk)
-        failed = isinstance(outcome, TeacherError) and outcome is not BUDGET_SPENT
-        progress.advance(1, cache_hits=stats.cache_hits - hits, failed=int(failed))
-        return outcome
-
-    async def ask(chunk: Chunk) -> TeacherReply | TeacherError:
+    def ask(chunk: Chunk) -> Ask[TeacherReply]:
         n_facts = facts_for_chunk(chunk.n_tokens, cfg)
         path = cache_path(cache_dir, generation_key(chunk, n_facts, teacher, cfg))
-        if not force and (cached := read_reply(path)) is not None:
-            stats.cache_hits += 1
-            return cached
-        async with limit:
-            if not budget.allows():
-                return BUDGET_SPENT
-            stats.requests += 1
-            try:
-                async with slot() if slot else nullcontext():
-                    reply = await teacher.generate(chunk, n_facts)
-            except TeacherError as err:
-                budget.spend(err.usage)
-                ledger.add(chunk, err.calls)
-                return err
-        budget.spend(reply.usage)
-        ledger.add(chunk, reply.calls)
-        # An empty reply is an answer too: cached, so a re-run does not ask again.
-        write_reply(path, reply, teacher)
-        return reply
+        return Ask(chunk, path, lambda: teacher.generate(chunk, n_facts))
 
-    progress = Progress("generate", len(chunks), "chunks", logger=logger)
-    jobs = [asyncio.ensure_future(answer(c)) for c in chunks]
-    try:
-        with progress:
-            outcomes = await asyncio.gather(*jobs)
-    finally:
-        for pending in jobs:  # after a crash, stop asking: what was answered is cached
-            pending.cancel()
-        await teacher.aclose()
-
-    result = GenerateResult([], [], len(chunks), ledger, stats)
+    stats = GenerateStats()
+    fanned = await fan_out(
+        STAGE,
+        [ask(c) for c in chunks],
+        cfg,
+        teacher,
+        read_reply,
+        lambda path, reply: write_reply(path, reply, teacher),
+        stats,
+        budget,
+        slot,
+        force,
+        logger,
+    )
+    result = GenerateResult([], [], len(chunks), fanned.ledger, stats)
     covered: dict[str, int] = {}
-    for chunk, outcome in zip(chunks, outcomes, strict=True):
+    for chunk, outcome in zip(chunks, fanned.outcomes, strict=True):
         if isinstance(outcome, TeacherError):
             result.rejections.append(rejection(STAGE, chunk, outcome))
-            stats.left += outcome is BUDGET_SPENT
-            stats.failed += outcome is not BUDGET_SPENT
             continue
         if not outcome.pairs:
             empty = TeacherError("no_pairs", "the teacher found nothing to ask", outcome.raw)
@@ -237,33 +165,11 @@ async def generate_for_chunks(
         stats.duplicate_pairs += len(outcome.pairs) - len(made)
         covered[chunk.chunk_id] = len(made)
         result.pairs += made
-    ledger.left = stats.left
-    stats.prompt_tokens = sum(r.prompt_tokens for r in ledger.rows)
-    stats.completion_tokens = sum(r.completion_tokens for r in ledger.rows)
-    if chunks and stats.failed / len(chunks) > cfg.max_failure_share:
-        failures = [
-            r for r in result.rejections if r.reason not in ("no_pairs", BUDGET_SPENT.reason)
-        ]
-        raise GenerateFailed(failures, len(chunks), cfg)
     stats.retired_chunks, stats.retired_pairs = retire(cache_dir, covered)
     return result
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, also when the caller's thread already runs a loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-def _retry_if_transient(_task: Any, _run: Any, state: Any) -> bool:
-    return isinstance(state.data, GenerateFailed) and state.data.transient
-
-
-@task(name="generate", cache_policy=NO_CACHE, retry_condition_fn=_retry_if_transient, **IO_RETRIES)
+@task(name="generate", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, **IO_RETRIES)
 def generate(
     chunks: StageOutput, cfg: TeacherConfig, workspace: str, force_regenerate: bool = False
 ) -> StageOutput:
@@ -286,7 +192,7 @@ def generate(
     )
     try:
         result = run_sync(coro)
-    except GenerateFailed as exc:  # the failed run writes no output: show what came back
+    except ChunksFailed as exc:  # the failed run writes no output: show what came back
         for r in exc.rejections[:5]:
             logger.warning("%s %s: %s; raw reply: %.500s", r.record_id, r.reason, r.detail,
                            r.record["raw"])  # fmt: skip

@@ -10,10 +10,8 @@ nothing; failures, the failure share and the token budget work as in generate.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,8 +25,9 @@ from faqforge.stage import StageCounts, StageOutput, module_hash, save_output, s
 from faqforge.storage import Workspace, write_json
 from faqforge.tasking import IO_RETRIES, publish_counts_artifact
 from faqforge.teachers import TeacherError, make_backend
-from faqforge.teachers.cache import cache_path, read_entry
-from faqforge.teachers.judge import Judge
+from faqforge.teachers.cache import cache_path, calls_of, read_entry
+from faqforge.teachers.fanout import Ask, Traffic, fan_out, retry_if_transient, run_sync
+from faqforge.teachers.judge import Judge, Verdict
 from faqforge.teachers.ledger import Budget, Ledger, run_ledger
 from faqforge.teachers.orchestration import (
     Slot,
@@ -37,7 +36,6 @@ from faqforge.teachers.orchestration import (
     write_ledger,
 )
 from faqforge.teachers.schema import Rating
-from tasks.generate import BUDGET_SPENT, GenerateFailed, _retry_if_transient, run_sync
 
 STAGE = "judge"
 
@@ -49,14 +47,24 @@ def judge_key(chunk: Chunk, pairs: list[tuple[str, str]], judge: Judge) -> str:
     return stable_hash([*parts, judge.schema_version(len(pairs)), settings], 32)
 
 
-@dataclass
-class JudgeStats:
-    requests: int = 0
-    cache_hits: int = 0
-    failed: int = 0
-    left: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+def read_verdict(path: Path) -> Verdict | None:
+    data = read_entry(path, ("ratings", "calls"))
+    if data is None:
+        return None
+    return Verdict([Rating(**r) for r in data["ratings"]], calls_of(data), data.get("raw", ""))
+
+
+def write_verdict(path: Path, verdict: Verdict, judge: Judge) -> None:
+    write_json(
+        path,
+        {
+            "judge": judge.name,
+            "prompt_version": judge.prompt_version,
+            "ratings": [asdict(r) for r in verdict.ratings],
+            "calls": [asdict(u) for u in verdict.calls],
+            "raw": verdict.raw,
+        },
+    )
 
 
 @dataclass
@@ -65,7 +73,7 @@ class JudgeResult:
     rejections: list[Rejection]
     n_pairs: int
     ledger: Ledger
-    stats: JudgeStats = field(default_factory=JudgeStats)
+    stats: Traffic = field(default_factory=Traffic)
 
     def counts(self) -> StageCounts:
         return StageCounts.of(self.n_pairs, len(self.kept), self.rejections)
@@ -107,53 +115,27 @@ async def judge_pairs(
                 "chunks given; pass the chunk stage output that made the pairs"
             )
         by_chunk.setdefault(pair.chunk_id, []).append(pair)
-    stats, ledger = JudgeStats(), Ledger(STAGE, cfg)
-    budget = budget or Budget(cfg.token_budget)
-    limit = asyncio.Semaphore(cfg.concurrency)
+    groups = [(chunks[cid], group) for cid, group in by_chunk.items()]
 
-    async def rate(chunk: Chunk, group: list[QAPair]) -> list[Rating] | TeacherError:
+    def ask(chunk: Chunk, group: list[QAPair]) -> Ask[Verdict]:
         qa = [(p.question, p.answer) for p in group]
         path = cache_path(cache_dir, judge_key(chunk, qa, judge))
-        if not force and (cached := read_entry(path, ("ratings", "calls"))) is not None:
-            stats.cache_hits += 1
-            return [Rating(**r) for r in cached["ratings"]]
-        async with limit:
-            if not budget.allows():
-                return BUDGET_SPENT
-            stats.requests += 1
-            try:
-                async with slot() if slot else nullcontext():
-                    ratings, calls, raw = await judge.rate(chunk, qa)
-            except TeacherError as err:
-                budget.spend(err.usage)
-                ledger.add(chunk, err.calls)
-                return err
-        for usage in calls:
-            budget.spend(usage)
-        ledger.add(chunk, calls)
-        write_json(
-            path,
-            {
-                "judge": judge.name,
-                "prompt_version": judge.prompt_version,
-                "ratings": [asdict(r) for r in ratings],
-                "calls": [asdict(u) for u in calls],
-                "raw": raw,
-            },
-        )
-        return ratings
+        return Ask(chunk, path, lambda: judge.rate(chunk, qa))
 
-    groups = [(chunks[cid], group) for cid, group in by_chunk.items()]
-    try:
-        outcomes = await asyncio.gather(*(rate(c, g) for c, g in groups))
-    finally:
-        await judge.aclose()
-
-    result = JudgeResult([], [], len(pairs), ledger, stats)
-    for (_, group), outcome in zip(groups, outcomes, strict=True):
+    fanned = await fan_out(
+        STAGE,
+        [ask(c, g) for c, g in groups],
+        cfg,
+        judge,
+        read_verdict,
+        lambda path, verdict: write_verdict(path, verdict, judge),
+        budget=budget,
+        slot=slot,
+        force=force,
+    )
+    result = JudgeResult([], [], len(pairs), fanned.ledger, fanned.stats)
+    for (_, group), outcome in zip(groups, fanned.outcomes, strict=True):
         if isinstance(outcome, TeacherError):
-            stats.left += outcome is BUDGET_SPENT
-            stats.failed += outcome is not BUDGET_SPENT
             result.rejections += [
                 Rejection(
                     p.id, STAGE, outcome.reason, outcome.detail, {**p.to_dict(), "raw": outcome.raw}
@@ -161,20 +143,13 @@ async def judge_pairs(
                 for p in group
             ]
             continue
-        kept, dropped = verdicts(group, outcome, cfg.judge.threshold)
+        kept, dropped = verdicts(group, outcome.ratings, cfg.judge.threshold)
         result.kept += kept
         result.rejections += dropped
-    ledger.left = stats.left
-    stats.prompt_tokens = sum(r.prompt_tokens for r in ledger.rows)
-    stats.completion_tokens = sum(r.completion_tokens for r in ledger.rows)
-    if groups and stats.failed / len(groups) > cfg.max_failure_share:
-        skip = ("low_score", BUDGET_SPENT.reason)
-        failed = {r.record["chunk_id"]: r for r in result.rejections if r.reason not in skip}
-        raise GenerateFailed(list(failed.values()), len(groups), cfg, stage=STAGE)
     return result
 
 
-@task(name="judge", cache_policy=NO_CACHE, retry_condition_fn=_retry_if_transient, **IO_RETRIES)
+@task(name="judge", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, **IO_RETRIES)
 def judge(
     pairs: StageOutput,
     chunks: StageOutput,

@@ -17,14 +17,9 @@ from faqforge.storage import Workspace
 from faqforge.teachers import TeacherReply, Usage
 from faqforge.teachers.base import Fact
 from faqforge.teachers.cache import cache_path, generation_key
+from faqforge.teachers.fanout import ChunksFailed, retry_if_transient
 from faqforge.teachers.ledger import Budget
-from tasks.generate import (
-    GenerateFailed,
-    _retry_if_transient,
-    facts_for_chunk,
-    generate,
-    generate_for_chunks,
-)
+from tasks.generate import facts_for_chunk, generate, generate_for_chunks
 
 # (n_tokens, config fields, facts asked for)
 N_FACTS_CASES = [
@@ -126,7 +121,7 @@ def test_failed_chunk_is_rejected_with_raw_text_and_retried_next_run(tmp_path):
 def test_too_many_failures_fail_the_run_after_caching_the_rest(tmp_path):
     chunks = [make_chunk(i) for i in range(4)]
     cfg = CFG.model_copy(update={"max_failure_share": 0.2})
-    with pytest.raises(GenerateFailed, match=r"1 of 4 chunks failed.*c3 \(doc1\.md\): not JSON"):
+    with pytest.raises(ChunksFailed, match=r"1 of 4 chunks failed.*c3 \(doc1\.md\): not JSON"):
         run(chunks, ScriptedTeacher(fail={"c3"}), tmp_path, cfg)
     teacher = ScriptedTeacher()
     run(chunks, teacher, tmp_path, cfg)
@@ -177,17 +172,17 @@ def test_unreadable_cache_file_is_asked_again(tmp_path):
 
 
 def test_only_http_failures_are_retried_by_the_task():
-    def failed(reason: str) -> GenerateFailed:
+    def failed(reason: str) -> ChunksFailed:
         rej = Rejection("c0", "generate", reason, "x", {"chunk_id": "c0", "source": "a.md"})
-        return GenerateFailed([rej], 1, CFG)
+        return ChunksFailed([rej], 1, CFG, "generate")
 
     class State:
         def __init__(self, data):
             self.data = data
 
-    assert _retry_if_transient(None, None, State(failed("http_error")))
-    assert not _retry_if_transient(None, None, State(failed("parse_error")))
-    assert not _retry_if_transient(None, None, State(ValueError("bug")))
+    assert retry_if_transient(None, None, State(failed("http_error")))
+    assert not retry_if_transient(None, None, State(failed("parse_error")))
+    assert not retry_if_transient(None, None, State(ValueError("bug")))
 
 
 def test_task_reports_this_runs_stats_and_reuses_its_folder(tmp_path):
@@ -230,7 +225,7 @@ def test_new_answers_for_the_same_inputs_get_a_new_folder(tmp_path, monkeypatch)
 def test_failed_task_writes_no_output_and_logs_raw_replies(tmp_path, monkeypatch, caplog):
     chunks = chunk_stage(Workspace(tmp_path), [make_chunk(0)])
     monkeypatch.setattr("tasks.generate.make_teacher", lambda cfg: ScriptedTeacher(fail={"c0"}))
-    with pytest.raises(GenerateFailed, match="1 of 1 chunks failed"), caplog.at_level("WARNING"):
+    with pytest.raises(ChunksFailed, match="1 of 1 chunks failed"), caplog.at_level("WARNING"):
         generate.fn(chunks, CFG, str(tmp_path))
     assert "garbage for c0" in caplog.text
     assert not (tmp_path / "stages" / "generate").exists()

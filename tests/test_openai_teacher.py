@@ -20,10 +20,11 @@ from faqforge.config import TeacherConfig
 from faqforge.records import Chunk
 from faqforge.teachers import TeacherError, make_teacher
 from faqforge.teachers.base import Fact
+from faqforge.teachers.fanout import ChunksFailed
 from faqforge.teachers.llm import LLMTeacher
 from faqforge.teachers.retry import backoff_delay, is_transient
 from faqforge.teachers.schema import parse_facts, qa_schema
-from tasks.generate import GenerateFailed, generate_for_chunks
+from tasks.generate import generate_for_chunks
 
 KEY_ENV = "FAQFORGE_TEST_TEACHER_KEY"
 SECRET = "sk-test-7f3e9a1c5b2d"
@@ -173,7 +174,7 @@ def test_api_key_never_appears_in_errors(proxy, cfg, tmp_path):
     assert proxy.auth_headers[0] == f"Bearer {SECRET}"  # the server did see it
     text = "".join(traceback.format_exception(info.value)) + info.value.raw
     assert "bad credentials" in text and SECRET not in text
-    with pytest.raises(GenerateFailed) as failed:
+    with pytest.raises(ChunksFailed) as failed:
         asyncio.run(generate_for_chunks([chunk(0)], make_teacher(cfg), tmp_path, cfg))
     assert SECRET not in "".join(traceback.format_exception(failed.value))
     assert SECRET not in repr([r.to_dict() for r in failed.value.rejections])
@@ -272,7 +273,7 @@ def test_a_malformed_200_is_that_chunks_failure_naming_chunk_and_endpoint(
 
 def test_a_malformed_200_counts_toward_max_failure_share(proxy, cfg, tmp_path):
     proxy.faults.extend(["html_200", "html_200"])
-    with pytest.raises(GenerateFailed) as info:
+    with pytest.raises(ChunksFailed) as info:
         asyncio.run(generate_for_chunks([chunk(0), chunk(1)], make_teacher(cfg), tmp_path, cfg))
     assert {r.reason for r in info.value.rejections} == {"bad_reply"}
 

@@ -8,6 +8,7 @@ the schema are the judge's cache key parts.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from faqforge.config import JudgeConfig
 from faqforge.prompts import Prompt, fence, load_prompt, quoted
@@ -17,8 +18,17 @@ from faqforge.teachers.schema import Rating, judge_schema, parse_ratings, schema
 from faqforge.teachers.structured import ask_json
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The ratings of one chunk's pairs, the requests they took, and the raw reply."""
+
+    ratings: list[Rating]
+    calls: tuple[Usage, ...]
+    raw: str
+
+
 class Judge:
-    """``await judge.rate(chunk, [("Q?", "A.")])`` → ``([Rating(...)], calls, raw)``."""
+    """``await judge.rate(chunk, [("Q?", "A.")])`` → ``Verdict([Rating(...)], calls, raw)``."""
 
     def __init__(self, cfg: JudgeConfig, backend: ChatBackend, prompt: Prompt | None = None):
         self.cfg = cfg
@@ -44,10 +54,8 @@ class Judge:
             {"role": "user", "content": user},
         ]
 
-    async def rate(
-        self, chunk: Chunk, pairs: list[tuple[str, str]]
-    ) -> tuple[list[Rating], list[Usage], str]:
-        return await ask_json(
+    async def rate(self, chunk: Chunk, pairs: list[tuple[str, str]]) -> Verdict:
+        ratings, calls, raw = await ask_json(
             self.backend,
             self.messages(chunk, pairs),
             judge_schema(len(pairs)),
@@ -55,6 +63,7 @@ class Judge:
             temperature=self.cfg.temperature,
             max_tokens=self.cfg.max_tokens,
         )
+        return Verdict(ratings, tuple(calls), raw)
 
     async def aclose(self) -> None:
         await self.backend.aclose()

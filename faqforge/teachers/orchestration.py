@@ -1,6 +1,6 @@
 """The Prefect side of teacher traffic: shared global limits, the ledger file and artifact.
 
-Kept out of the pure stage code: ``generate_for_chunks`` takes a ``slot`` context and a
+Kept out of the pure stage code: ``fanout.fan_out`` takes a ``slot`` context and a
 ``Ledger``; the ``@task`` entry points (generate, judge) wire them to Prefect here.
 """
 
