@@ -9,8 +9,8 @@ Corpora: the bundled sample (written here) and CPython's documentation topics
 verbatim as ``.txt``; ingest reads their underlined headings and indented blocks). For
 each corpus one real refresh (``flows.refresh``, the embedded default: extractive teacher,
 SmolLM2-135M-Instruct's tokenizer) builds the dataset and its frozen probes; then each
-condition trains (``tasks.finetune.train_run``) and evaluates (``tasks.evaluate.evaluate_run``)
-on the same probes:
+condition trains (``tasks.finetune.train_run``) and evaluates
+(``tasks.evaluate.stage.evaluate_run``) on the same probes:
 
 - ``recipe``: 2–3 phrasings per fact, LoRA all-linear, ``--epochs`` [0] (configs/default.yaml);
 - ``one_phrasing``: the same, but trained on one pair per fact (the write-up's data);
@@ -106,7 +106,7 @@ def condition(name: str, base: PipelineConfig, dataset: Path, epochs: list[float
 
 
 def run_condition(name: str, cfg: PipelineConfig, dataset: Path, ws: Path, epochs: list[float]):
-    from tasks.evaluate import evaluate_run
+    from tasks.evaluate.stage import evaluate_run
     from tasks.finetune import train_run
 
     data, ft = condition(name, cfg, dataset, epochs)

@@ -35,7 +35,7 @@ def repair_eval_metas(ws: Workspace, report: RepairReport) -> None:
     damaged; items that no longer hash to their id cannot be repaired (reported)."""
     from faqforge.records import EvalItem
     from faqforge.storage import read_records
-    from tasks.eval_registry import eval_root, eval_version_id, meta_damage, rewrite_meta
+    from tasks.split_registry import eval_root, eval_version_id, meta_damage, rewrite_meta
 
     root = eval_root(ws)
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
@@ -55,8 +55,8 @@ def repair_eval_metas(ws: Workspace, report: RepairReport) -> None:
 
 
 def repair_workspace(ws: Workspace) -> RepairReport:
-    from tasks.eval_registry import EVAL_STATE, STATE, read_eval_items
     from tasks.publish import LATEST, version_damage
+    from tasks.split_registry import EVAL_STATE, STATE, read_eval_items
 
     report = RepairReport()
     repair_eval_metas(ws, report)

@@ -17,7 +17,7 @@ from faqforge.naming import flow_run_namer
 from faqforge.notify import notify_failure
 from faqforge.remote import fetch_run, mirror_report
 from faqforge.storage import Workspace
-from tasks.evaluate import evaluate
+from tasks.evaluate.stage import evaluate
 
 RUNS_LATEST = "runs/LATEST"
 

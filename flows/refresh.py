@@ -25,7 +25,6 @@ from tasks.chunk import chunk
 from tasks.curate import curate
 from tasks.decontaminate import decontaminate
 from tasks.dedup import dedup
-from tasks.eval_registry import frozen_state
 from tasks.explain import stop_if_empty
 from tasks.generate import generate
 from tasks.ingest import ingest
@@ -34,6 +33,7 @@ from tasks.prepare import prepare_tokenizer
 from tasks.publish import previous_version, publish
 from tasks.references import reference_set
 from tasks.split import split
+from tasks.split_registry import frozen_state
 from tasks.validate import validate
 
 

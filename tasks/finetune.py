@@ -20,7 +20,7 @@ Run folder (``runs/<run-id>/``)::
                          chat_template.jinja, README.md (the card), _SUCCESS (written last)
     merged/              base + adapter as plain weights (only with ``merge: true``)
     trainer/checkpoint-N every ``save_steps``: what ``--resume`` continues from
-    eval/                written by tasks.evaluate
+    eval/                written by tasks.evaluate.stage
 
     faqforge run finetune --set finetune.max_steps=50 [--resume]
 """

@@ -27,7 +27,6 @@ from faqforge.tasking import IO_RETRIES, publish_counts_artifact
 from faqforge.teachers import TeacherError, make_backend
 from faqforge.teachers.cache import cache_path, calls_of, read_entry
 from faqforge.teachers.fanout import Ask, Traffic, fan_out, retry_if_transient, run_sync
-from faqforge.teachers.judge import Judge, Verdict
 from faqforge.teachers.ledger import Budget, Ledger, run_ledger
 from faqforge.teachers.orchestration import (
     Slot,
@@ -35,12 +34,13 @@ from faqforge.teachers.orchestration import (
     publish_ledger_artifact,
     write_ledger,
 )
+from faqforge.teachers.pair_rater import PairRater, Verdict
 from faqforge.teachers.schema import Rating
 
 STAGE = "judge"
 
 
-def judge_key(chunk: Chunk, pairs: list[tuple[str, str]], judge: Judge) -> str:
+def judge_key(chunk: Chunk, pairs: list[tuple[str, str]], judge: PairRater) -> str:
     """What changes the verdicts: the chunk, its pairs, and the judge's model/prompt/schema."""
     parts = [chunk.text_hash, chunk.heading_path, pairs, judge.prompt_version, judge.name]
     settings = judge.cfg.model_dump(include={"temperature", "max_tokens"})
@@ -54,7 +54,7 @@ def read_verdict(path: Path) -> Verdict | None:
     return Verdict([Rating(**r) for r in data["ratings"]], calls_of(data), data.get("raw", ""))
 
 
-def write_verdict(path: Path, verdict: Verdict, judge: Judge) -> None:
+def write_verdict(path: Path, verdict: Verdict, judge: PairRater) -> None:
     write_json(
         path,
         {
@@ -96,7 +96,7 @@ def verdicts(pairs: list[QAPair], ratings: list[Rating], threshold: float) -> tu
 async def judge_pairs(
     pairs: Sequence[QAPair],
     chunks: dict[str, Chunk],
-    judge: Judge,
+    judge: PairRater,
     cache_dir: Path,
     cfg: TeacherConfig,
     budget: Budget | None = None,
@@ -164,7 +164,7 @@ def judge(
     ws = Workspace(Path(workspace))
     items = pairs.read("pairs", QAPair)
     by_id = {c.chunk_id: c for c in chunks.read("chunks", Chunk)}
-    judge_ = Judge(cfg.judge, make_backend(cfg, judge=True))
+    judge_ = PairRater(cfg.judge, make_backend(cfg, judge=True))
     generated: dict[str, Any] = pairs.stats.get("ledger", {})
     spent = generated.get("prompt_tokens", 0) + generated.get("completion_tokens", 0)
     budget = Budget(cfg.token_budget, spent=spent)

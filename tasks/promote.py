@@ -67,7 +67,7 @@ def gate(
 ) -> GateResult:
     """Decide promotion from the knowledge probe's means; ``champion`` is the champion's
     means on the same items (None: there is no other champion); ``lift`` is
-    ``eval_probes.knowledge_lift``; ``degenerate`` the tuned side's problems. ``cfg`` is an
+    ``evaluate.probes.knowledge_lift``; ``degenerate`` the tuned side's problems. ``cfg`` is an
     EvaluateConfig."""
     result = GateResult()
     result.check(not degenerate, "degenerate output: " + ("; ".join(degenerate) or "none"))

@@ -7,7 +7,7 @@ that left the pipeline, with stage and reason), the chat files ``train.messages.
 removed / changed pairs and retention by stage against the previous version,
 ``tasks/diff.py``) and ``manifest.json``
 (inputs, config hash, code version, per-stage counts, teacher usage, eval version).
-Order: the eval version folder (``tasks/eval_registry.py``), the dataset folder, then
+Order: the eval version folder (``tasks/split_registry.py``), the dataset folder, then
 ``datasets/LATEST``, then the eval registry's state, each switched only once complete.
 """
 
@@ -57,7 +57,7 @@ from tasks.diff import (
     retention,
     rows_of,
 )
-from tasks.eval_registry import (
+from tasks.split_registry import (
     EVAL_STATE,
     eval_state,
     eval_versions,

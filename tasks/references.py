@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from faqforge.config import DecontaminateConfig
 from faqforge.records import KNOWLEDGE, EvalItem, QAPair
 from faqforge.storage import Workspace, file_hash
-from tasks.eval_registry import eval_versions, read_eval_items
+from tasks.split_registry import eval_versions, read_eval_items
 
 
 @dataclass(frozen=True)

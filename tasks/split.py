@@ -17,7 +17,7 @@ The hash rule: a document's sha256 of ``(cfg.salt, doc_id)`` read as a number in
 it to unseen_documents when below ``cfg.eval_fraction``; adding or removing other documents
 never moves it. Facts are sampled the same way, on ``(cfg.salt, fact_id)``.
 
-Against a frozen eval split (``tasks/eval_registry.py``; every refresh after the first, unless
+Against a frozen eval split (``tasks/split_registry.py``; every refresh after the first, unless
 ``--new-eval``):
 - its items are kept verbatim, also when their document changed or disappeared
   (``carried_eval`` counts those no longer generated), so scores stay comparable;
@@ -49,7 +49,7 @@ from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair, Reje
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import Workspace
 from faqforge.tasking import run_stage, stage_cache_key_fn
-from tasks.eval_registry import FrozenEval, eval_version_id, load_frozen
+from tasks.split_registry import FrozenEval, eval_version_id, load_frozen
 from tasks.text import jaccard, shingles
 
 STAGE = "split"
@@ -228,7 +228,7 @@ def split(
     """``train``, ``eval`` (both probes), ``rejections`` and ``train_docs`` (kept in train by
     the registry).
 
-    ``frozen`` is ``eval_registry.frozen_state``: None splits afresh by the hash rules.
+    ``frozen`` is ``split_registry.frozen_state``: None splits afresh by the hash rules.
     Counts: frozen items read from the registry enter alongside this run's pairs.
     """
 

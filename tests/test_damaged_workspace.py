@@ -14,8 +14,8 @@ import pytest
 
 from faqforge.integrity import DamagedFile
 from faqforge.storage import Workspace, file_hash, read_json
-from tasks.eval_registry import STATE, frozen_state
 from tasks.publish import LATEST, previous_version
+from tasks.split_registry import STATE, frozen_state
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"

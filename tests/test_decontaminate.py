@@ -13,8 +13,8 @@ from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair, Reje
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace
 from tasks.decontaminate import decontaminate, remove_eval_overlap
-from tasks.eval_registry import save_eval_version
 from tasks.references import ReferenceSet, load_references, read_references, reference_set
+from tasks.split_registry import save_eval_version
 
 CFG_DEFAULT = DecontaminateConfig()
 SENTENCE = "the teacher is only called for chunks whose text hash is not already in the cache"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from faqforge.storage import read_json
-from tasks.eval_metrics import rouge_l
+from tasks.evaluate.metrics import rouge_l
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"

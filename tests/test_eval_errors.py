@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import tasks.eval_errors as ee
+import tasks.evaluate.errors as ee
 
 RULES = ee.ErrorRules(repetition_ngram=3, repetition_min_count=3, verbosity_ratio=2.0)
 SOURCE = "Reports are kept under runs/<id>/eval. See https://docs.example.org/eval for more."
@@ -59,7 +59,7 @@ def test_summarize_counts_and_examples():
 
 @pytest.mark.parametrize("content", [b"[]", b"\xff\xfe garbage", b'{"half": '])
 def test_a_damaged_eval_cache_entry_is_a_miss(tmp_path, content, caplog):
-    from tasks.eval_cache import EvalCache
+    from tasks.evaluate.cache import EvalCache
 
     cache = EvalCache(tmp_path)
     cache.put("answers", ["q"], {"text": "A."})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from faqforge.config import EvaluateConfig
-from tasks.eval_stats import bootstrap_ci, metric_intervals, outcome_intervals
+from tasks.evaluate.intervals import bootstrap_ci, metric_intervals, outcome_intervals
 from tasks.promote import gate
 
 

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from faqforge.teachers.base import Completion, TeacherError, Usage
-from tasks.eval_cache import EvalCache
-from tasks.eval_judge import (
+from tasks.evaluate.cache import EvalCache
+from tasks.evaluate.grader import (
     ANSWER_SCHEMA,
     JudgePrompts,
     parse_grade,
@@ -19,7 +19,7 @@ from tasks.eval_judge import (
     rates,
     swap_outcome,
 )
-from tasks.eval_judging import Item, judge_items
+from tasks.evaluate.grading import Item, judge_items
 
 # Replies as judges actually send them: constrained JSON, fenced JSON from a chat model with no
 # structured output, prose around the object, numbers as strings or floats.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import tasks.eval_metrics as em
+import tasks.evaluate.metrics as em
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from faqforge.config import EvaluateConfig
-from tasks.eval_metrics import key_term_recall, key_terms
-from tasks.eval_probes import confident_rates, degeneracy, knowledge_lift
+from tasks.evaluate.metrics import key_term_recall, key_terms
+from tasks.evaluate.probes import confident_rates, degeneracy, knowledge_lift
 from tasks.promote import gate
 
 CFG = EvaluateConfig()

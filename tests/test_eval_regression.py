@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tasks.eval_regression import regression_check, regression_markdown, skip_reason
+from tasks.evaluate.regression import regression_check, regression_markdown, skip_reason
 
 # ARC-Easy's row format; four made-up questions (the harness needs no more).
 ARC_ROWS = [

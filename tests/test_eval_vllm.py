@@ -19,9 +19,9 @@ from faqforge.config import EvaluateConfig, TeacherConfig
 from faqforge.records import KNOWLEDGE, EvalItem
 from faqforge.storage import Workspace, read_json, write_json, write_jsonl
 from faqforge.teachers.openai_compat import OpenAIBackend
-from tasks.eval_cache import EvalCache
-from tasks.eval_judge import VERDICTS, JudgePrompts
-from tasks.eval_judging import Item, judge_items
+from tasks.evaluate.cache import EvalCache
+from tasks.evaluate.grader import VERDICTS, JudgePrompts
+from tasks.evaluate.grading import Item, judge_items
 from tasks.publish import PROBE_RULES
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -70,8 +70,8 @@ def server_cfg(lora_server, **kw) -> EvaluateConfig:
 
 
 def test_base_and_adapter_served_together(lora_server):
-    from tasks.eval_generate import generate_transformers
-    from tasks.eval_vllm_server import generate_vllm_server, lora_name, served_models
+    from tasks.evaluate.answers import generate_transformers
+    from tasks.evaluate.answers_vllm import generate_vllm_server, lora_name, served_models
 
     cfg = server_cfg(lora_server)
     model, adapter = lora_server["model"], lora_server["adapter"]
@@ -108,7 +108,7 @@ def test_judge_parses_real_server_output(lora_server, tmp_path):
 
 
 def test_evaluate_run_on_vllm_with_judge(lora_server, tmp_path):
-    from tasks.evaluate import evaluate_run
+    from tasks.evaluate.stage import evaluate_run
 
     ws = Workspace(tmp_path / "ws")
     dataset = tmp_path / "ds"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-import tasks.evaluate as ev
+import tasks.evaluate.stage as ev
 from faqforge.config import EvaluateConfig, TeacherConfig
 from faqforge.storage import read_json, write_json
 from faqforge.teachers.base import Completion, Usage
-from tasks.eval_judge import ANSWER_SCHEMA
-from tasks.eval_metrics import REFERENCE_METRICS
+from tasks.evaluate.grader import ANSWER_SCHEMA
+from tasks.evaluate.metrics import REFERENCE_METRICS
 
 METRICS = {*REFERENCE_METRICS, "judge_score"}
 
@@ -25,14 +25,14 @@ def test_importing_the_stage_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, tasks.evaluate, flows.evaluate; print('torch' in sys.modules)"
+    code = "import sys, tasks.evaluate.stage, flows.evaluate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 @pytest.mark.slow
 def test_generation_is_batch_independent(planted_run):
-    from tasks.eval_generate import generate_transformers
+    from tasks.evaluate.answers import generate_transformers
 
     questions = ["What colour is the kettle?", "What colour is the umbrella?", "Hi?"]
     base, adapter = planted_run["cfg"].base_model, planted_run["summary"]["adapter_dir"]

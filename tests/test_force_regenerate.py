@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from faqforge.cli import app
 from faqforge.teachers import make_backend
 from faqforge.teachers.base import Fact
-from faqforge.teachers.judge import Judge
+from faqforge.teachers.pair_rater import PairRater
 from tasks.generate import generate_for_chunks
 from tasks.judge import judge_pairs
 
@@ -52,7 +52,7 @@ def test_force_asks_again_for_every_chunk_and_overwrites_the_cache(tmp_path):
 def test_force_rates_every_chunk_again(proxy, tmp_path):
     def rate(force: bool):
         cfg = config(proxy)
-        judge = Judge(cfg.judge, make_backend(cfg, judge=True))
+        judge = PairRater(cfg.judge, make_backend(cfg, judge=True))
         chunks = {c.chunk_id: c for c in CHUNKS}
         return asyncio.run(judge_pairs(PAIRS, chunks, judge, tmp_path, cfg, force=force))
 

@@ -93,7 +93,7 @@ def test_pinned_chatml_renders_like_the_model_and_marks_only_the_answer(ws):
 def test_converts_once_trains_a_servable_adapter_and_answers(ws, tmp_path):
     from safetensors import safe_open
 
-    from tasks.eval_generate import generate_transformers
+    from tasks.evaluate.answers import generate_transformers
     from tasks.training.recipe import train_adapter
 
     cfg = FinetuneConfig(

@@ -12,7 +12,8 @@ from faqforge.integrity import DamagedFile
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace, iter_jsonl
-from tasks.eval_registry import (
+from tasks.split import eval_docs, most_distinct, position, split, split_pairs
+from tasks.split_registry import (
     FrozenEval,
     eval_version_id,
     eval_versions,
@@ -21,7 +22,6 @@ from tasks.eval_registry import (
     save_eval_version,
     write_state,
 )
-from tasks.split import eval_docs, most_distinct, position, split, split_pairs
 
 
 def qa(pid: str, doc_id: str) -> QAPair:

@@ -152,7 +152,7 @@ def test_tokenizer_resolution(tmp_path):
     assert resolve_base_model(hub.finetune, ws) == "meta-llama/Llama-3.1-8B"
 
 
-@pytest.mark.parametrize("module", ["tasks.finetune", "tasks.evaluate", "faqforge.models"])
+@pytest.mark.parametrize("module", ["tasks.finetune", "tasks.evaluate.stage", "faqforge.models"])
 def test_stage_modules_do_not_import_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

@@ -10,7 +10,7 @@ from resume_worker import sample_chunks
 from faqforge.config import TeacherConfig
 from faqforge.records import QAPair
 from faqforge.teachers import make_backend
-from faqforge.teachers.judge import Judge
+from faqforge.teachers.pair_rater import PairRater
 from tasks.judge import judge_pairs
 
 CHUNKS = sample_chunks(3)
@@ -32,6 +32,6 @@ def config(proxy, **judge) -> TeacherConfig:
 
 def run(proxy, cache_dir, cfg=None, pairs=PAIRS, budget=None):
     cfg = cfg or config(proxy)
-    judge = Judge(cfg.judge, make_backend(cfg, judge=True))
+    judge = PairRater(cfg.judge, make_backend(cfg, judge=True))
     chunks = {c.chunk_id: c for c in CHUNKS}
     return asyncio.run(judge_pairs(pairs, chunks, judge, cache_dir, cfg, budget))

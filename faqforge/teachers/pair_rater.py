@@ -1,4 +1,5 @@
-"""The judge: rates a chunk's pairs 1–10 on accuracy, relevance, clarity and usefulness.
+"""The pair rater (the judge stage's model): rates a chunk's pairs 1–10 on accuracy, relevance,
+clarity and usefulness. Not the evaluation's answer grader (``tasks/evaluate/grader.py``).
 
 One request per chunk rates all of its pairs (the chunk text is sent once, not once per
 pair). The judge_qa prompt is versioned like generate_qa; its version, the judge model and
@@ -27,7 +28,7 @@ class Verdict:
     raw: str
 
 
-class Judge:
+class PairRater:
     """``await judge.rate(chunk, [("Q?", "A.")])`` → ``Verdict([Rating(...)], calls, raw)``."""
 
     def __init__(self, cfg: JudgeConfig, backend: ChatBackend, prompt: Prompt | None = None):

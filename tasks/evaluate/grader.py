@@ -1,4 +1,5 @@
-"""Teacher as judge: a 1–10 score per answer and base-vs-tuned preference, both reference-guided.
+"""The answer grader (the teacher grading model answers in evaluation; not the pair rater of
+the judge stage): a 1–10 score per answer and base-vs-tuned preference, both reference-guided.
 
 Single-answer grading (``judge_answer`` prompt) scores each answer against the reference.
 Pairwise preference (``judge_pairwise`` prompt) is asked twice per item, base as A then tuned

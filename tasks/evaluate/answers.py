@@ -24,7 +24,7 @@ from typing import Any, cast
 from faqforge.chat import prompt_messages
 from faqforge.config import EvaluateConfig
 from faqforge.progress import Progress
-from tasks.eval_cache import EvalCache, adapter_hash, model_identity
+from tasks.evaluate.cache import EvalCache, adapter_hash, model_identity
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def _generate(
             for a, idx in zip(adapters, todo, strict=True)
         ]
     if cfg.vllm_base_url is not None:
-        from tasks.eval_vllm_server import generate_vllm_server
+        from tasks.evaluate.answers_vllm import generate_vllm_server
 
         return generate_vllm_server(
             cfg, model_path, adapters, [[questions[i] for i in idx] for idx in todo], system_prompt

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from faqforge.artifacts import cell
-from tasks.eval_errors import CATEGORIES
+from tasks.evaluate.errors import CATEGORIES
 
 REPORT_ROWS = 20
 CELL_CHARS = 240

@@ -4,12 +4,12 @@ a fact in the documents better than its base?
 Reads the run's manifest and the eval probes of its dataset version (``records.EvalItem``:
 ``knowledge``, held-out phrasings of trained facts; ``unseen_documents``, whole held-out
 documents); answers every question with the base model and with base + adapter
-(``eval_generate``: greedy, batched, cached); scores each answer against the reference
-(``eval_metrics``), has the teacher judge it (``eval_judge``/``eval_judging``; skipped for
-the extractive teacher), sorts failures into categories (``eval_errors``), summarises each
+(``answers``: greedy, batched, cached); scores each answer against the reference
+(``metrics``), has the teacher judge it (``grader``/``grading``; skipped for
+the extractive teacher), sorts failures into categories (``errors``), summarises each
 probe with 95% bootstrap intervals, computes the knowledge lift, abstention on unseen
-documents and degenerate output (``eval_probes``), decides promotion (``promote``),
-optionally checks general ability (``eval_regression``) and writes ``runs/<run-id>/eval/``:
+documents and degenerate output (``probes``), decides promotion (``promote``),
+optionally checks general ability (``regression``) and writes ``runs/<run-id>/eval/``:
 report.md (opening with one sentence: the headline), scores.png, predictions.jsonl,
 predictions.csv, metrics.json, manifest.json; the run's model card gets the headline too.
 
@@ -39,9 +39,9 @@ from faqforge.storage import (
     write_jsonl,
 )
 from faqforge.tasking import in_prefect_run
-from tasks.eval_cache import EvalCache, adapter_hash
-from tasks.eval_errors import ErrorRules, categorize, summarize
-from tasks.eval_metrics import REFERENCE_METRICS, item_scores
+from tasks.evaluate.cache import EvalCache, adapter_hash
+from tasks.evaluate.errors import ErrorRules, categorize, summarize
+from tasks.evaluate.metrics import REFERENCE_METRICS, item_scores
 from tasks.promote import CHAMPION, gate
 
 METRICS = (*REFERENCE_METRICS, "judge_score")
@@ -76,7 +76,7 @@ def generate(
     cache: EvalCache,
 ) -> tuple[dict[str, list], str, str]:
     """Answers per side (base, tuned, champion when there is one), backend and why."""
-    from tasks.eval_generate import answer_all, choose_backend
+    from tasks.evaluate.answers import answer_all, choose_backend
 
     base_model, adapter = manifest["base_model"], manifest["adapter_dir"]
     prompt = manifest["config"]["system_prompt"]
@@ -108,8 +108,8 @@ def run_judge(
 ) -> Any:
     """Judge every side's answers; fail when more than the allowed share of requests failed."""
     from faqforge.teachers import make_backend
-    from tasks.eval_judge import JudgePrompts
-    from tasks.eval_judging import Item, judge_items
+    from tasks.evaluate.grader import JudgePrompts
+    from tasks.evaluate.grading import Item, judge_items
 
     items = [Item(p.id, p.question, p.answer) for p in pairs]
     backend = make_backend(teacher, judge=True)
@@ -182,11 +182,16 @@ def evaluate_run(
     run_dir: Path, cfg: EvaluateConfig, ws: Workspace, teacher: TeacherConfig | None = None
 ) -> dict[str, Any]:
     """Score a run's base and tuned model on its eval probes; write ``run_dir/eval/``."""
-    from tasks.eval_judge import rates
-    from tasks.eval_probes import confident_rates, degeneracy, knowledge_lift, probe_summary
-    from tasks.eval_regression import regression_check, regression_markdown
-    from tasks.eval_report import plot_scores, render_report, write_csv
-    from tasks.eval_stats import outcome_intervals
+    from tasks.evaluate.grader import rates
+    from tasks.evaluate.intervals import outcome_intervals
+    from tasks.evaluate.probes import (
+        confident_rates,
+        degeneracy,
+        knowledge_lift,
+        probe_summary,
+    )
+    from tasks.evaluate.regression import regression_check, regression_markdown
+    from tasks.evaluate.report import plot_scores, render_report, write_csv
     from tasks.training.outputs import add_evaluation_to_card
 
     manifest = read_run_manifest(ws, run_dir)

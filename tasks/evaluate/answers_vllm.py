@@ -19,7 +19,7 @@ import httpx
 
 from faqforge.chat import prompt_messages
 from faqforge.config import EvaluateConfig
-from tasks.eval_cache import adapter_hash
+from tasks.evaluate.cache import adapter_hash
 
 
 class ServerError(RuntimeError):
@@ -88,7 +88,7 @@ async def _answers(
 ) -> list[list[Any]]:
     import openai
 
-    from tasks.eval_generate import Answer
+    from tasks.evaluate.answers import Answer
 
     client = openai.AsyncOpenAI(
         base_url=cfg.vllm_base_url,

@@ -34,7 +34,7 @@ from faqforge.storage import (
 
 STATE = "eval/STATE.json"
 EVAL_STATE = "eval_state.json"  # a copy in each dataset version: what STATE was after it
-log = logging.getLogger("faqforge.eval_registry")
+log = logging.getLogger("faqforge.split_registry")
 
 
 def eval_root(ws: Workspace) -> Path:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faqforge.teachers.base import ChatBackend, TeacherError, Usage
-from tasks.eval_cache import EvalCache
-from tasks.eval_judge import (
+from tasks.evaluate.cache import EvalCache
+from tasks.evaluate.grader import (
     ANSWER_SCHEMA,
     PAIRWISE_SCHEMA,
     Grade,

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from faqforge.config import EvaluateConfig
-from tasks.eval_errors import is_refusal
-from tasks.eval_metrics import mean_scores
-from tasks.eval_stats import LEVEL, metric_intervals, paired
+from tasks.evaluate.errors import is_refusal
+from tasks.evaluate.intervals import LEVEL, metric_intervals, paired
+from tasks.evaluate.metrics import mean_scores
 
 
 def probe_summary(
