@@ -116,7 +116,9 @@ def prepared(source: Path, work: Path) -> dict[str, Any]:
         reply = asyncio.run(teacher.generate(c, facts_for_chunk(c.n_tokens, cfg.teacher)))
         generated += make_pairs(c, reply, teacher)
     sources = {c.chunk_id: c.text for c in chunks}
-    curated, curate_rejected = curate_pairs(generated, cfg.curate, sources)
+    curated, curate_rejected = curate_pairs(
+        generated, cfg.curate, sources, cfg.teacher.max_answer_words
+    )
     fixed = repair_ambiguous(curated, ContextRepair())
     return {
         "docs": docs, "dropped": dropped, "chunks": chunks, "generated": generated,

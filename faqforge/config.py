@@ -108,6 +108,7 @@ class TeacherConfig(Section):
     min_facts: int = Field(1, ge=1)
     max_facts: int = Field(6, ge=1)
     phrasings: int = Field(3, ge=2, le=5)
+    # The longest answer in the dataset: the teacher is asked for it, curate enforces it.
     max_answer_words: int = Field(60, ge=5)
     # A run fails only when more than this share of chunks could not be answered.
     max_failure_share: float = Field(0.2, ge=0, le=1)
@@ -146,8 +147,9 @@ class TeacherConfig(Section):
 
 
 class CurateConfig(Section):
-    max_answer_words: int = Field(60, ge=1)
-    # In characters too: one 1 MB "word" (a runaway reply, a dump) passes a word count.
+    # The word limit is teacher.max_answer_words: the teacher is asked for it, curate
+    # rejects what still gets through. In characters too: one 1 MB "word" (a runaway
+    # reply, a dump) passes a word count.
     max_answer_chars: int = Field(1200, ge=1)
     max_question_chars: int = Field(300, ge=1)
     # Shorter answers ("Yes.", "See below.") tell a user nothing to act on.

@@ -212,7 +212,10 @@ def stage_curate(
     cfg = load_stage_config(config, set_)
     from tasks.curate import curate_pairs
 
-    run_pair_stage("curate", input_, output, lambda pairs: curate_pairs(pairs, cfg.curate))
+    words = cfg.teacher.max_answer_words  # the teacher's limit is the dataset's
+    run_pair_stage(
+        "curate", input_, output, lambda pairs: curate_pairs(pairs, cfg.curate, None, words)
+    )
 
 
 @stage_app.command("dedup")

@@ -76,7 +76,9 @@ def refresh(
             if cfg.teacher.judge.enabled
             else None
         )
-        curated = stop_if_empty(curate(judged or generated, cfg.curate, ws, chunks=chunks))
+        curated = stop_if_empty(
+            curate(judged or generated, cfg.curate, ws, chunks, cfg.teacher.max_answer_words)
+        )
         unique = stop_if_empty(dedup(curated, cfg.dedup, ws, runner=cfg.runner,
                                      teacher=cfg.teacher))  # fmt: skip
         halves = split(unique, cfg.split, ws, frozen)

@@ -19,12 +19,13 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from prefect import task
 
 from faqforge.artifacts import artifact_key, stage_workspace
-from faqforge.config import CurateConfig
+from faqforge.config import CurateConfig, TeacherConfig
 from faqforge.progress import Progress
 from faqforge.records import Chunk, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
@@ -90,12 +91,10 @@ def check_passage_reference(pair: QAPair, cfg: CurateConfig) -> Verdict:
     return PASSAGE_REFERENCE.search(pair.question) is None, "passage_reference"
 
 
-def check_answer_length(pair: QAPair, cfg: CurateConfig) -> Verdict:
-    """Fails answers over ``cfg.max_answer_words`` whitespace words or ``max_answer_chars``
+def check_answer_length(pair: QAPair, cfg: CurateConfig, max_words: int) -> Verdict:
+    """Fails answers over ``max_words`` whitespace words or ``cfg.max_answer_chars``
     characters: a FAQ answer is short."""
-    ok = len(pair.answer) <= cfg.max_answer_chars and len(pair.answer.split()) <= (
-        cfg.max_answer_words
-    )
+    ok = len(pair.answer) <= cfg.max_answer_chars and len(pair.answer.split()) <= max_words
     return ok, "answer_too_long"
 
 
@@ -188,9 +187,21 @@ def check_language(pair: QAPair, cfg: CurateConfig) -> Verdict:
     return lang in cfg.languages or confidence < cfg.min_language_confidence, "wrong_language"
 
 
-RULES: list[Callable[[QAPair, CurateConfig], Verdict]] = [
-    check_passage_reference,
-    check_answer_length,
+Rule = Callable[[QAPair, CurateConfig], Verdict]
+# The word limit is the one the teacher is asked for (``teacher.max_answer_words``): one knob.
+MAX_ANSWER_WORDS = TeacherConfig().max_answer_words
+
+
+def rules(max_answer_words: int) -> list[Rule]:
+    """The rules in the order they are tried; a pair is rejected for the first it fails."""
+    return [
+        check_passage_reference,
+        partial(check_answer_length, max_words=max_answer_words),
+        *RULES,
+    ]
+
+
+RULES: list[Rule] = [
     check_answer_present,
     check_answer_is_sentence,
     check_answer_min_words,
@@ -217,9 +228,9 @@ def screen(pair: QAPair, cfg: CurateConfig) -> dict[str, list[str]]:
     return found
 
 
-def first_failure(pair: QAPair, cfg: CurateConfig) -> str | None:
+def first_failure(pair: QAPair, cfg: CurateConfig, ordered: list[Rule]) -> str | None:
     """The reason of the first rule the pair fails, or None when it passes them all."""
-    for rule in RULES:
+    for rule in ordered:
         ok, reason = rule(pair, cfg)
         if not ok:
             return reason
@@ -248,7 +259,10 @@ def redacted(pair: QAPair) -> QAPair:
 
 
 def curate_pairs(
-    pairs: list[QAPair], cfg: CurateConfig, sources: Mapping[str, str] | None = None
+    pairs: list[QAPair],
+    cfg: CurateConfig,
+    sources: Mapping[str, str] | None = None,
+    max_answer_words: int = MAX_ANSWER_WORDS,
 ) -> tuple[list[QAPair], list[Rejection]]:
     """Split pairs into kept ones and rejections named after the first rule each one fails.
 
@@ -260,6 +274,7 @@ def curate_pairs(
     (reason ``pii`` or ``boilerplate``), one in ``flag`` mode keeps it with ``flags`` set.
     With ``cfg.pii == "reject"`` every rejection's record is redacted.
     """
+    ordered = rules(max_answer_words)
     if cfg.languages:
         language.check_codes(cfg.languages)
     kept: list[QAPair] = []
@@ -274,7 +289,7 @@ def curate_pairs(
             detail = f"not in source chunk {pair.chunk_id}: {', '.join(links)}"
             rejected.append(_rejection(shown, "unsourced_link", detail))
             continue
-        failed = first_failure(pair, cfg)
+        failed = first_failure(pair, cfg, ordered)
         if failed is not None:
             rejected.append(_rejection(shown, failed, f"question: {shown.question[:120]!r}"))
             continue
@@ -296,16 +311,21 @@ def curate_pairs(
     result_serializer="json",
 )
 def curate(
-    pairs: StageOutput, cfg: CurateConfig, workspace: str, chunks: StageOutput | None = None
+    pairs: StageOutput,
+    cfg: CurateConfig,
+    workspace: str,
+    chunks: StageOutput | None = None,
+    max_answer_words: int = MAX_ANSWER_WORDS,
 ) -> StageOutput:
     """Curated pairs (``pairs``), why the others were dropped (``rejections``) and, given the
-    chunks, coverage per heading (``coverage``) and chunks left without pairs (``uncovered``)."""
+    chunks, coverage per heading (``coverage``) and chunks left without pairs (``uncovered``).
+    ``max_answer_words`` is the teacher's (``teacher.max_answer_words``)."""
 
     def compute():
         items = pairs.read("pairs", QAPair)
         source_chunks = chunks.read("chunks", Chunk) if chunks is not None else []
         sources = {c.chunk_id: c.text for c in source_chunks} if chunks is not None else None
-        kept, rejected = curate_pairs(items, cfg, sources)
+        kept, rejected = curate_pairs(items, cfg, sources, max_answer_words)
         counts = StageCounts.of(len(items), len(kept), rejected)
         outputs: dict[str, Any] = {"pairs": kept, "rejections": rejected}
         stats: dict[str, Any] = {"flagged": dict(Counter(f for p in kept for f in p.flags))}
@@ -315,7 +335,8 @@ def curate(
             stats["coverage"] = report[3]
         return outputs, counts, stats
 
-    params = {"pairs": pairs, "cfg": cfg, "workspace": workspace, "chunks": chunks}
+    params = {"pairs": pairs, "cfg": cfg, "workspace": workspace, "chunks": chunks,
+              "max_answer_words": max_answer_words}  # fmt: skip
     out = run_stage(STAGE, sys.modules[__name__], params, compute)
     if "coverage" in out.files:
         publish_coverage_artifact(out)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from faqforge.config import CurateConfig
+from faqforge.config import CurateConfig, TeacherConfig
 from faqforge.records import Chunk, QAPair
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace, iter_jsonl
@@ -127,9 +127,11 @@ def test_an_answer_that_is_only_a_heading_is_dropped():
 
 
 def test_limits_come_from_config():
-    cfg = CurateConfig(max_answer_words=5, min_question_words=5)
-    _, rejected = curate_pairs([qa("How are answers cached?", "one two three four five six")], cfg)
-    assert rejected[0].reason == "answer_too_long"
+    cfg = CurateConfig(min_question_words=5)
+    words = TeacherConfig(max_answer_words=5).max_answer_words  # the teacher's limit: one knob
+    long = qa("How are answers cached?", "Answers are kept in one file per chunk.")
+    assert curate_pairs([long], cfg, None, words)[1][0].reason == "answer_too_long"
+    assert curate_pairs([long], CurateConfig())[1] == []  # under the default 60 words
     _, rejected = curate_pairs([qa("How are answers cached?", "One two three.")], cfg)
     assert rejected[0].reason == "question_too_short"
     _, rejected = curate_pairs([qa("How are the answers cached?", "One two.")], cfg)

@@ -138,7 +138,7 @@ def test_validate_rejects_failing_rows_and_exits_1(tmp_path):
 def test_config_and_set_reach_the_stage(tmp_path):
     long_answer = {**GOOD, "answer": "word " * 8}
     result, kept, rejected = run(tmp_path, "curate", [long_answer], "--set",
-                                 "curate.max_answer_words=5")  # fmt: skip
+                                 "teacher.max_answer_words=5")  # fmt: skip
     assert result.exit_code == 0 and kept == []
     assert rejected[0]["reason"] == "answer_too_long"
     result, _, _ = run(tmp_path, "curate", [GOOD], "--set", "curate.nope=1")
