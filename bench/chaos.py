@@ -5,11 +5,12 @@ re-run until it completes, compared with a fault-free run.
     .venv/bin/python bench/chaos.py --runs 3 --seed 7 --kill-chance 0.8
 
 Each run is a fresh workspace on a tiny corpus (3 sample documents). The teacher is the fake
-OpenAI server (``tests/openai_server.py``) behind the fault proxy (``tests/fault_proxy.py``),
-which fails a share of requests with 500, 429, a dropped connection or a timeout. Before each
-attempt a coin decides whether the attempt is killed (process group, SIGKILL) after a random
-delay of 10-60 % of the fault-free run's wall time; at most ``--max-kills`` per run, then it is let
-finish. A watcher checks every value of ``datasets/LATEST`` it sees names a complete version.
+OpenAI server (``testsupport/openai_server.py``) behind the fault proxy
+(``testsupport/fault_proxy.py``), which fails a share of requests with 500, 429, a dropped
+connection or a timeout. Before each attempt a coin decides whether the attempt is killed
+(process group, SIGKILL) after a random delay of 10-60 % of the fault-free run's wall time;
+at most ``--max-kills`` per run, then it is let finish. A watcher checks every value of
+``datasets/LATEST`` it sees names a complete version.
 Prints runs, kills, faults injected, records lost and duplicated, partial versions seen, and
 whether every final dataset is identical to the fault-free one; exits 1 if any goal is missed.
 All processes use one Prefect API (``--api-url``, else a ``prefect server start`` of its own).
@@ -41,12 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from fault_proxy import FaultProxy  # noqa: E402
-from openai_server import OpenAICompatServer  # noqa: E402
-from prefect_server import prefect_server  # noqa: E402
-from refresh_proc import (  # noqa: E402
+from testsupport.fault_proxy import FaultProxy  # noqa: E402
+from testsupport.openai_server import OpenAICompatServer  # noqa: E402
+from testsupport.prefect_server import prefect_server  # noqa: E402
+from testsupport.refresh_proc import (  # noqa: E402
     LatestWatcher,
     dataset,
     kill_when,
@@ -252,7 +253,7 @@ def run_damage(rounds: int, seed: int, api_url: str | None, workdir: Path | None
     import shutil
     import subprocess
 
-    from refresh_proc import FAQFORGE, refresh_env
+    from testsupport.refresh_proc import FAQFORGE, refresh_env
 
     rng = random.Random(seed)
     work = workdir or Path(tempfile.mkdtemp(prefix="faqforge-damage-"))

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from faqforge.config import FinetuneConfig, load_config  # noqa: E402
-from faqforge.teachers.local_vllm import LocalVLLM  # noqa: E402
+from testsupport.local_vllm import LocalVLLM  # noqa: E402
 
 PRODUCTION = ROOT / "configs" / "llama3-70b-teacher_llama3-8b-qlora_cuda.yaml"
 LLAMA3_8B = {

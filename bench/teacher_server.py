@@ -26,8 +26,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-sys.path.insert(0, str(ROOT / "tests"))
-
 from bench.refresh_rerun import build_corpus  # noqa: E402
 from faqforge.runtime import prepare_environment  # noqa: E402
 
@@ -42,12 +40,12 @@ def main() -> None:
 
     from faqforge.config import PipelineConfig
     from faqforge.teachers import make_teacher
-    from faqforge.teachers.local_vllm import LocalVLLM
     from faqforge.tiny_llama import build_tiny_llama
     from tasks.chunk import chunk
     from tasks.generate import generate, generate_for_chunks
     from tasks.ingest import ingest
     from tasks.prepare import prepare_tokenizer
+    from testsupport.local_vllm import LocalVLLM
 
     python = ROOT / ".venv-vllm" / "bin" / "python"
     if not python.is_file():
@@ -96,7 +94,7 @@ def main() -> None:
             print(f"{name:<22} {s['requests']:>9} {tokens(s):>9} {tokens(s) / tokens(full):>8.2%} "
                   f"{t:>8.1f} {t / t_full:>8.1%}")  # fmt: skip
 
-        from resume_worker import sample_chunks
+        from testsupport.resume_worker import sample_chunks
 
         pool = sample_chunks(2 * args.n)
 

@@ -41,8 +41,8 @@ def vllm_python() -> Path:
 def vllm_server(tmp_path_factory, vllm_python):
     """One real vLLM OpenAI-compatible server per session, on a tiny locally built Llama;
     stopped at the end of the session by its process group."""
-    from faqforge.teachers.local_vllm import LocalVLLM
     from faqforge.tiny_llama import build_tiny_llama
+    from testsupport.local_vllm import LocalVLLM
 
     root = tmp_path_factory.mktemp("vllm")
     model = build_tiny_llama(root / "model")
@@ -54,7 +54,7 @@ def vllm_server(tmp_path_factory, vllm_python):
 def prefect_api(tmp_path_factory):
     """One ``prefect server start`` on 127.0.0.1 for flows run as subprocesses (killed,
     raced): each would otherwise start its own temporary API (10-20 s). Stopped by PID."""
-    from prefect_server import prefect_server
+    from testsupport.prefect_server import prefect_server
 
     with prefect_server(tmp_path_factory.mktemp("prefect-api")) as api:
         yield api
@@ -63,7 +63,7 @@ def prefect_api(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """The tiny random Llama (faqforge/tiny_llama.py), built once per session."""
-    from support.planted import tiny_model
+    from testsupport.planted import tiny_model
 
     return tiny_model(tmp_path_factory)
 
@@ -72,7 +72,7 @@ def tiny_llama(tmp_path_factory) -> Path:
 def planted_run(tmp_path_factory) -> dict:
     """A finetune run on the planted facts (``support/planted.py``), trained once per session
     for the fine-tuning and evaluation tests."""
-    from support.planted import train_planted
+    from testsupport.planted import train_planted
 
     return train_planted(tmp_path_factory)
 
@@ -81,8 +81,8 @@ def planted_run(tmp_path_factory) -> dict:
 def proxy():
     """The fake OpenAI-compatible server behind a fault proxy, both on 127.0.0.1, stopped
     when the test ends."""
-    from fault_proxy import FaultProxy
-    from openai_server import OpenAICompatServer
+    from testsupport.fault_proxy import FaultProxy
+    from testsupport.openai_server import OpenAICompatServer
 
     with OpenAICompatServer() as server, FaultProxy(server.base_url) as prx:
         yield prx
@@ -91,7 +91,7 @@ def proxy():
 @pytest.fixture(scope="session")
 def lineage_chain(prefect_harness, tmp_path_factory) -> dict:
     """One real refresh → finetune → evaluate chain per session (``support/chain.py``)."""
-    from support.chain import run_chain
+    from testsupport.chain import run_chain
 
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ROOT)  # the config's relative paths (the GX suite) resolve from here

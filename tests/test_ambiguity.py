@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from openai_server import OpenAICompatServer
 
 from faqforge.config import DedupConfig, TeacherConfig
 from faqforge.records import QAPair
@@ -16,6 +15,7 @@ from faqforge.storage import Workspace, iter_jsonl
 from faqforge.teachers.repair import TeacherRepair, make_repair
 from tasks.ambiguity import ContextRepair, ambiguous_groups, repair_ambiguous
 from tasks.dedup import dedup, dedup_pairs
+from testsupport.openai_server import OpenAICompatServer
 
 Q = "What are variables in proxy settings?"
 

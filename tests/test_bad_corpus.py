@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.corpus_faults import encrypted_pdf, noise
 
 from faqforge.storage import iter_jsonl, read_json
+from testsupport.corpus_faults import encrypted_pdf, noise
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from openai_server import OpenAICompatServer
-from refresh_proc import (
+
+from testsupport.openai_server import OpenAICompatServer
+from testsupport.refresh_proc import (
     LatestWatcher,
     check_published,
     dataset,

@@ -32,8 +32,8 @@ QUESTIONS = ["Where are reports kept?", "What is a champion?", "How is the judge
 @pytest.fixture(scope="module")
 def lora_server(tmp_path_factory, vllm_python):
     """A server like conftest's ``vllm_server``, with LoRA on and adapters loaded at run time."""
-    from faqforge.teachers.local_vllm import LocalVLLM
     from faqforge.tiny_llama import build_tiny_llama
+    from testsupport.local_vllm import LocalVLLM
 
     class LoRAServer(LocalVLLM):
         def command(self) -> list[str]:

@@ -192,11 +192,10 @@ def test_a_model_that_learned_to_say_nothing_is_named_and_never_promoted(planted
     """The failure seen on git's manuals: every tuned answer empty, and nothing said so."""
     from dataclasses import replace
 
-    from support.planted import FAST, publish_planted
-
     import tasks.finetune as ft
     from faqforge.records import QAPair
     from faqforge.storage import read_records, write_jsonl
+    from testsupport.planted import FAST, publish_planted
 
     dataset = publish_planted(tmp_path / "datasets" / "ds-silent", "ds-silent")
     train = read_records(dataset / "train.jsonl", QAPair)

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-from support.planted import FAST, planted_pairs, publish_planted
 
 import tasks.finetune as ft
 from faqforge.artifacts import artifact_key
@@ -21,6 +20,7 @@ from faqforge.storage import (
     read_run_manifest,
 )
 from tasks.training.recipe import build_trainer, train_adapter
+from testsupport.planted import FAST, planted_pairs, publish_planted
 
 
 def test_assistant_only_loss_masks_the_prompt(tiny_llama, tmp_path):

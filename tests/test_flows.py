@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.prefect_reads import run_artifacts
 
 from faqforge.config import SplitConfig
 from faqforge.storage import iter_jsonl, read_json
 from tasks.split import position
+from testsupport.prefect_reads import run_artifacts
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-from support.judging import CHUNKS, PAIRS, config
-from support.teaching import CFG, ScriptedTeacher, cache_files, make_chunk, run
 from typer.testing import CliRunner
 
 from faqforge.cli import app
@@ -16,6 +14,8 @@ from faqforge.teachers.base import Fact
 from faqforge.teachers.pair_rater import PairRater
 from tasks.generate import generate_for_chunks
 from tasks.judge import judge_pairs
+from testsupport.judging import CHUNKS, PAIRS, config
+from testsupport.teaching import CFG, ScriptedTeacher, cache_files, make_chunk, run
 
 
 class BetterTeacher(ScriptedTeacher):

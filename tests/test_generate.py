@@ -8,7 +8,6 @@ import json
 from dataclasses import replace
 
 import pytest
-from support.teaching import CFG, ScriptedTeacher, cache_files, chunk_stage, make_chunk, run
 
 from faqforge.artifacts import artifact_key
 from faqforge.config import TeacherConfig
@@ -20,6 +19,7 @@ from faqforge.teachers.cache import cache_path, generation_key
 from faqforge.teachers.fanout import ChunksFailed, retry_if_transient
 from faqforge.teachers.ledger import Budget
 from tasks.generate import facts_for_chunk, generate, generate_for_chunks
+from testsupport.teaching import CFG, ScriptedTeacher, cache_files, chunk_stage, make_chunk, run
 
 # (n_tokens, config fields, facts asked for)
 N_FACTS_CASES = [

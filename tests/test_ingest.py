@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.corpus_faults import encrypted_pdf, noise
 
 from faqforge.config import IngestConfig
 from faqforge.records import Document, Rejection
 from faqforge.storage import iter_jsonl
 from tasks.ingest import doc_id_for, html_to_text, ingest, ingest_corpus, normalise_text
+from testsupport.corpus_faults import encrypted_pdf, noise
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "faqforge" / "sample_corpus"
 CFG = IngestConfig()

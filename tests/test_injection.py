@@ -15,8 +15,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from openai_server import OpenAICompatServer
-from support.teaching import chunk_stage, make_chunk
 
 from faqforge.config import CurateConfig, TeacherConfig
 from faqforge.prompts import fence, neutralise
@@ -26,6 +24,8 @@ from faqforge.teachers import make_teacher
 from tasks.curate import curate, curate_pairs
 from tasks.generate import generate, generate_for_chunks
 from tasks.links import unsourced_links
+from testsupport.openai_server import OpenAICompatServer
+from testsupport.teaching import chunk_stage, make_chunk
 
 # Planted documents: each tries another way out of the data fence.
 PLANTED = [

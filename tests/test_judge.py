@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from support.judging import CHUNKS, PAIRS, config, pair, run
 
 from faqforge.config import ConfigError, JudgeConfig, TeacherConfig, load_config
 from faqforge.teachers import TeacherError, make_backend
 from faqforge.teachers.ledger import Budget
 from faqforge.teachers.schema import Rating, parse_ratings
 from tasks.judge import verdicts
+from testsupport.judging import CHUNKS, PAIRS, config, pair, run
 
 
 def test_low_rated_pairs_are_rejected_with_the_judges_reason(proxy, tmp_path):

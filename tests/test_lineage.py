@@ -9,12 +9,12 @@ import json
 import time
 
 import pytest
-from support.prefect_reads import run_artifacts
 from typer.testing import CliRunner
 
 from faqforge.cli import app
 from faqforge.events import ADAPTER_TRAINED, DATASET_PUBLISHED, MADE
 from faqforge.storage import Workspace, iter_jsonl, read_json, read_run_manifest
+from testsupport.prefect_reads import run_artifacts
 
 # Every test here reads the workspace of one real refresh → finetune → evaluate chain.
 pytestmark = pytest.mark.slow

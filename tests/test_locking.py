@@ -13,9 +13,9 @@ import threading
 import time
 
 import pytest
-from refresh_proc import ROOT, check_published, start_refresh, tiny_corpus
 
 from faqforge.locking import WorkspaceLocked, workspace_lock
+from testsupport.refresh_proc import ROOT, check_published, start_refresh, tiny_corpus
 
 HOLD = """
 import sys, time
@@ -132,7 +132,7 @@ def test_with_lock_timeout_a_refresh_waits_for_the_holder(prefect_api, tmp_path)
 def test_an_evaluation_waits_its_turn_for_the_champion(prefect_api, tmp_path):
     """Evaluations read runs/CHAMPION first and may replace it last: a second one is refused
     before it reads anything (here before it even looks for a run to score)."""
-    from refresh_proc import FAQFORGE, refresh_env
+    from testsupport.refresh_proc import FAQFORGE, refresh_env
 
     with workspace_lock(tmp_path, "evaluate"):
         out = subprocess.run([*FAQFORGE, "run", "evaluate", "--workspace", str(tmp_path)],

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from loopback import LoopbackServer
 
 from faqforge.config import load_config
 from faqforge.notify import failure_message, redact, run_url, secrets_in
+from testsupport.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
 UI = "http://ui.example:4200"

@@ -12,9 +12,6 @@ import traceback
 import httpx
 import openai
 import pytest
-from fault_proxy import FaultProxy
-from openai_server import ALWAYS_MALFORMED, OpenAICompatServer
-from resume_worker import resume_after_kill
 
 from faqforge.config import TeacherConfig
 from faqforge.records import Chunk
@@ -25,6 +22,9 @@ from faqforge.teachers.llm import LLMTeacher
 from faqforge.teachers.retry import backoff_delay, is_transient
 from faqforge.teachers.schema import parse_facts, qa_schema
 from tasks.generate import generate_for_chunks
+from testsupport.fault_proxy import FaultProxy
+from testsupport.openai_server import ALWAYS_MALFORMED, OpenAICompatServer
+from testsupport.resume_worker import resume_after_kill
 
 KEY_ENV = "FAQFORGE_TEST_TEACHER_KEY"
 SECRET = "sk-test-7f3e9a1c5b2d"

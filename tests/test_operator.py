@@ -14,10 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from prefect_server import PrefectAPI, prefect_server, prefect_worker
 
 from faqforge.events import ADAPTER_TRAINED
 from faqforge.storage import read_json
+from testsupport.prefect_server import PrefectAPI, prefect_server, prefect_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS_FILES = ("overview.md", "glossary.txt", "configuration.md")

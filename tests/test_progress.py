@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from support.teaching import CFG, ScriptedTeacher, make_chunk
-
 from faqforge.progress import Progress, eta_text
 from tasks.generate import generate_for_chunks
+from testsupport.teaching import CFG, ScriptedTeacher, make_chunk
 
 
 def test_eta_is_the_time_left_at_the_rate_so_far():

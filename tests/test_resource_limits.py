@@ -8,9 +8,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from openai_server import OpenAICompatServer
-from support.planted import publish_planted, tiny_model
-from support.teaching import chunk_stage, make_chunk
 
 import tasks.finetune as ft
 from faqforge.artifacts import artifact_key
@@ -21,6 +18,9 @@ from faqforge.storage import Workspace, read_json, sha256_text
 from faqforge.tiny_llama import build_tokenizer
 from tasks.chunk import chunk, chunk_documents, load_tokenizer
 from tasks.generate import generate
+from testsupport.openai_server import OpenAICompatServer
+from testsupport.planted import publish_planted, tiny_model
+from testsupport.teaching import chunk_stage, make_chunk
 
 # A training run as short as it can be: no sample answers, no evaluation during training.
 TINY_TRAIN = {"max_length": 64, "sample_questions": 0, "eval_steps": 10_000}

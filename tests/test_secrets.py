@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fault_proxy import FaultProxy
-from openai_server import OpenAICompatServer
+
+from testsupport.fault_proxy import FaultProxy
+from testsupport.openai_server import OpenAICompatServer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

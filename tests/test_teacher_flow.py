@@ -8,14 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fault_proxy import FaultProxy
-from openai_server import OpenAICompatServer
-from support.teaching import chunk_stage, make_chunk
 
 from faqforge.artifacts import artifact_key
 from faqforge.config import TeacherConfig
 from faqforge.storage import Workspace, iter_jsonl, read_json
 from tasks.generate import generate
+from testsupport.fault_proxy import FaultProxy
+from testsupport.openai_server import OpenAICompatServer
+from testsupport.teaching import chunk_stage, make_chunk
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

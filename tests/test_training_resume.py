@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from support.planted import publish_planted, tiny_model
 
 import tasks.finetune as ft
 from faqforge.config import FinetuneConfig
 from faqforge.storage import Workspace, read_json
 from tasks.training.launch import TrainSpec
 from tasks.training.recipe import last_checkpoint
+from testsupport.planted import publish_planted, tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS, SAVE_EVERY = 60, 10
@@ -107,9 +107,8 @@ def test_cli_offers_resume():
 @pytest.mark.slow
 def test_report_to_tensorboard_writes_event_files(tmp_path_factory, tmp_path):
     pytest.importorskip("tensorboard")
-    from support.planted import planted_pairs
-
     from tasks.training.recipe import train_adapter
+    from testsupport.planted import planted_pairs
 
     pairs = planted_pairs()
     cfg = FinetuneConfig(max_steps=4, eval_steps=2, report_to=["tensorboard"], sample_questions=0)

@@ -4,7 +4,7 @@ only modules vLLM's Llama takes LoRA on, and a base named without a path of this
 
 The adapters are built by faqforge's own ``lora_config`` from each config's finetune section,
 on the tiny local Llama (the same module names as Llama 3 and SmolLM2), and saved by PEFT as
-training saves them; ``tests/vllm_lora_check.py`` runs vLLM's loader code on them.
+training saves them; ``testsupport/vllm_lora_check.py`` runs vLLM's loader code on them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def adapter_for(config: str, base: Path, out: Path) -> Path:
 
 
 def vllm_check(vllm_python: Path, adapters: list[Path], rank: int) -> list[dict]:
-    cmd = [str(vllm_python), str(ROOT / "tests" / "vllm_lora_check.py"), str(rank)]
+    cmd = [str(vllm_python), str(ROOT / "testsupport" / "vllm_lora_check.py"), str(rank)]
     done = subprocess.run([*cmd, *map(str, adapters)], capture_output=True, text=True,
                           timeout=600, check=True)  # fmt: skip
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]

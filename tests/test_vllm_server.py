@@ -13,12 +13,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fault_proxy import FaultProxy
-from resume_worker import resume_after_kill, sample_chunks, worker_config
 
 from faqforge.teachers import make_teacher
 from faqforge.teachers.schema import QUESTION_CHARS
 from tasks.generate import generate_for_chunks
+from testsupport.fault_proxy import FaultProxy
+from testsupport.resume_worker import resume_after_kill, sample_chunks, worker_config
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,13 +87,13 @@ def test_faults_in_front_of_the_real_server_are_survived(vllm_server, tmp_path):
 
 def test_in_process_vllm_kind_batches_and_parses(tmp_path, vllm_python):
     """``teacher.kind: vllm`` end to end, in .venv-vllm where vLLM lives."""
-    from faqforge.teachers.local_vllm import vllm_env
     from faqforge.tiny_llama import build_tiny_llama
+    from testsupport.local_vllm import vllm_env
 
     python = vllm_python
     model = build_tiny_llama(tmp_path / "model")
     env = {**vllm_env(tmp_path / "vllm-cache"), "PYTHONPATH": str(ROOT)}
-    worker, out = ROOT / "tests" / "vllm_inprocess_worker.py", tmp_path / "out.json"
+    worker, out = ROOT / "testsupport" / "vllm_inprocess_worker.py", tmp_path / "out.json"
     done = subprocess.run([str(python), str(worker), str(model), "4", str(out)], env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -1,6 +1,6 @@
 """The ``vllm`` teacher kind (in-process ``vllm.LLM``), run by .venv-vllm's Python.
 
-    PYTHONPATH=. .venv-vllm/bin/python tests/vllm_inprocess_worker.py MODEL_DIR N OUT.json
+    PYTHONPATH=. .venv-vllm/bin/python testsupport/vllm_inprocess_worker.py MODEL_DIR N OUT.json
 
 Asks about ``N`` sample chunks at once and writes JSON to OUT.json (vLLM logs to stdout):
 the pairs per chunk, the usage per chunk, and the batch sizes the backend sent the engine.
@@ -15,10 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-from resume_worker import sample_chunks
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from faqforge.config import TeacherConfig
 from faqforge.teachers import make_teacher
+from testsupport.resume_worker import sample_chunks
 
 
 async def ask_all(model: str, n: int) -> dict:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from resume_worker import sample_chunks
-
 from faqforge.config import TeacherConfig
 from faqforge.records import QAPair
 from faqforge.teachers import make_backend
 from faqforge.teachers.pair_rater import PairRater
 from tasks.judge import judge_pairs
+from testsupport.resume_worker import sample_chunks
 
 CHUNKS = sample_chunks(3)
 

@@ -1,6 +1,6 @@
 """Run the generate stage in a child process that a test kills with SIGKILL half-way.
 
-    python tests/resume_worker.py BASE_URL CACHE_DIR N_CHUNKS CONCURRENCY
+    python testsupport/resume_worker.py BASE_URL CACHE_DIR N_CHUNKS CONCURRENCY
 
 ``sample_chunks(n)`` gives parent and child the same chunks (paragraphs of the bundled
 corpus); ``kill_mid_run`` starts the child, waits until ``answered`` replies are cached,

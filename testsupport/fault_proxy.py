@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from loopback import LoopbackServer
+from testsupport.loopback import LoopbackServer
 
 
 class FaultProxy(LoopbackServer):

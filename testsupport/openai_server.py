@@ -25,7 +25,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from loopback import LoopbackServer
+from testsupport.loopback import LoopbackServer
 
 ALWAYS_MALFORMED = "ALWAYS_MALFORMED"
 _FENCE = re.compile(r"^(`{3,})document\n(.*?)\n\1$", re.S | re.M)
