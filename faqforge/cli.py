@@ -368,7 +368,7 @@ def export_cmd(
         typer.secho(f"--format {fmt!r}: one of {', '.join(FORMATS)}", fg="red", err=True)
         raise typer.Exit(2)
     try:
-        name = ws.read_pointer("datasets/LATEST") if version == "LATEST" else version
+        name = ws.resolve_dataset(None) if version == "LATEST" else version
         folder = version_dir(ws, name or "LATEST")
         written = export(folder, fmt, out or ws.root / "exports" / folder.name / fmt)
     except (UnknownVersion, FileNotFoundError) as exc:

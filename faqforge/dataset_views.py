@@ -9,8 +9,6 @@ from typing import Any
 from faqforge.integrity import POINTER_VALUE
 from faqforge.storage import Workspace, read_json
 
-LATEST = "datasets/LATEST"
-
 
 class UnknownVersion(LookupError):
     """A version id that is not a published folder of this workspace."""
@@ -51,7 +49,7 @@ def list_text(ws: Workspace) -> str:
     rows = [summary(read_json(d / "manifest.json")) for d in version_dirs(ws)]
     if not rows:
         return f"no published versions in {ws.datasets}\n"
-    now = ws.read_pointer(LATEST)
+    now = ws.resolve_dataset(None)
     head = f"{'':2}{'version':<16} {'created (UTC)':<20} {'docs':>5} {'train':>6} " \
            f"{'knowl.':>6} {'unseen':>6} {'rejected':>8}"  # fmt: skip
     lines = [head] + [
@@ -68,7 +66,7 @@ def show_text(ws: Workspace, version: str) -> str:
     m = read_json(folder / "manifest.json")
     s, teacher, validation = summary(m), m["teacher"], m["validation"]
     lines = [
-        f"dataset {version}{' (LATEST)' if ws.read_pointer(LATEST) == version else ''}, created "
+        f"dataset {version}{' (LATEST)' if ws.resolve_dataset(None) == version else ''}, created "
         f"{m['created_at']}, previous {s['previous'] or 'none'}",
         f"  {folder}",
         f"  {s['documents']} documents from {m['source']}",

@@ -87,7 +87,7 @@ def run_summary(ws: Workspace, manifest: dict[str, Any]) -> dict[str, Any]:
         "steps": metrics.get("steps"),
         "train_loss_last": metrics.get("train_loss_last"),
         "evaluation": evaluation(ws, run_id),
-        "champion": ws.read_pointer("runs/CHAMPION") == run_id,
+        "champion": ws.read_pointer(ws.RUNS_CHAMPION) == run_id,
     }
 
 

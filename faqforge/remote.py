@@ -45,9 +45,6 @@ from faqforge.storage import (
 from faqforge.tasking import IO_RETRIES
 
 COMPLETE = "_COMPLETE"
-DATASETS_LATEST = "datasets/LATEST"
-RUNS_LATEST = "runs/LATEST"
-RUNS_CHAMPION = "runs/CHAMPION"
 # Checkpoints only serve --resume on the machine that wrote them; eval/ is mirrored on its own.
 RUN_SKIP = ("trainer", "eval")
 RESULTS_DIR = "prefect-results"
@@ -152,14 +149,14 @@ def fetch_dir(remote: Remote, rel: str, folder: Path, ws: Workspace) -> bool:
 
 def push_dataset(remote: Remote, ws: Workspace, version: str) -> int:
     sent = push_dir(remote, ws.datasets / version, f"datasets/{version}")
-    remote.write_pointer(DATASETS_LATEST, version)  # after the folder it names
+    remote.write_pointer(Workspace.DATASETS_LATEST, version)  # after the folder it names
     return sent
 
 
 def pull_dataset(remote: Remote, ws: Workspace, version: str | None) -> str | None:
     """The version to use (given, else local LATEST, else remote LATEST), fetched if only the
     remote has it; None when neither side knows one."""
-    version = version or ws.read_pointer(DATASETS_LATEST) or remote.read_pointer(DATASETS_LATEST)
+    version = ws.resolve_dataset(version) or remote.read_pointer(Workspace.DATASETS_LATEST)
     if version and not (ws.datasets / version / "manifest.json").is_file():
         _fetch(remote, f"datasets/{version}", ws.datasets / version, ws)
     return version
@@ -175,15 +172,15 @@ def _fetch(remote: Remote, rel: str, folder: Path, ws: Workspace) -> None:
 
 def push_run(remote: Remote, ws: Workspace, run_id: str) -> int:
     sent = push_dir(remote, ws.runs / run_id, f"runs/{run_id}", skip=RUN_SKIP)
-    remote.write_pointer(RUNS_LATEST, run_id)
+    remote.write_pointer(Workspace.RUNS_LATEST, run_id)
     return sent
 
 
 def push_report(remote: Remote, ws: Workspace, run_id: str) -> int:
     """The run's ``eval/`` folder; ``runs/CHAMPION`` too when this run holds it."""
     sent = push_dir(remote, ws.runs / run_id / "eval", f"runs/{run_id}/eval")
-    if ws.read_pointer(RUNS_CHAMPION) == run_id:
-        remote.write_pointer(RUNS_CHAMPION, run_id)
+    if ws.read_pointer(Workspace.RUNS_CHAMPION) == run_id:
+        remote.write_pointer(Workspace.RUNS_CHAMPION, run_id)
     return sent
 
 
@@ -194,7 +191,7 @@ def pull_run(remote: Remote, ws: Workspace, run_id: str | None) -> str | None:
     base model is resolved here from the run's config (the built-in tiny Llama is rebuilt, the
     same seed giving the same weights; any other base must exist on this worker).
     """
-    run_id = run_id or ws.read_pointer(RUNS_LATEST) or remote.read_pointer(RUNS_LATEST)
+    run_id = ws.resolve_run(run_id) or remote.read_pointer(Workspace.RUNS_LATEST)
     if run_id is None or (ws.runs / run_id / "manifest.json").is_file():
         return run_id
     run_dir = ws.runs / run_id
@@ -247,7 +244,7 @@ def fetch_dataset(version: str | None, cfg: StorageConfig, workspace: str) -> st
     remote = Remote.from_config(cfg)
     ws = Workspace(Path(workspace))
     if remote is None:
-        return version or ws.read_pointer(DATASETS_LATEST)
+        return ws.resolve_dataset(version)
     return pull_dataset(remote, ws, version)
 
 
@@ -257,7 +254,7 @@ def fetch_run(run_id: str | None, cfg: StorageConfig, workspace: str) -> str | N
     remote = Remote.from_config(cfg)
     ws = Workspace(Path(workspace))
     if remote is None:
-        return run_id or ws.read_pointer(RUNS_LATEST)
+        return ws.resolve_run(run_id)
     return pull_run(remote, ws, run_id)
 
 

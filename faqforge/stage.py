@@ -23,7 +23,6 @@ from faqforge.integrity import DamagedFile
 from faqforge.records import Record, Rejection
 from faqforge.storage import R, Workspace, file_hash, publish_dir, read_records, write_jsonl
 
-SUCCESS = "_SUCCESS"
 log = logging.getLogger("faqforge.stage")
 
 
@@ -121,11 +120,11 @@ def finished_output(ws: Workspace, stage: str, key: str) -> StageOutput | None:
     replaces it).
     """
     folder = ws.stage_dir(stage, key)
-    marker = folder / SUCCESS
+    marker = folder / Workspace.SUCCESS
     if not marker.is_file():
         if folder.exists():
             log.warning("stage %s: %s has no %s (an interrupted or damaged write): rebuilding",
-                        stage, folder, SUCCESS)  # fmt: skip
+                        stage, folder, Workspace.SUCCESS)  # fmt: skip
         return None
     try:
         out = StageOutput.model_validate_json(marker.read_bytes())
@@ -162,7 +161,7 @@ def save_output(
         counts=counts,
         stats=stats or {},
     )
-    (staging / SUCCESS).write_text(out.model_dump_json(indent=2))
+    (staging / Workspace.SUCCESS).write_text(out.model_dump_json(indent=2))
     # Only reached when ``finished_output`` found no intact folder: one that exists is damaged.
     publish_dir(staging, final, replace=True)
     return out

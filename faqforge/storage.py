@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from faqforge.integrity import REPAIR, read_json_object, read_pointer_value
 from faqforge.records import Record
@@ -146,14 +146,21 @@ def publish_dir(staging: Path, final: Path, replace: bool = False) -> None:
 
 @dataclass(frozen=True)
 class Workspace:
-    """Where a pipeline keeps everything it writes.
+    """Where a pipeline keeps everything it writes, and the one place its layout is spelled.
 
-    ``stages/<stage>/<key>/``: intermediate outputs keyed by their inputs' content;
-    ``cache/teacher/``: one file per answered chunk; ``cache/vectors/``: embeddings and
-    signatures by text hash; ``datasets/<version>/``: published
-    datasets and ``datasets/LATEST``; ``runs/<run-id>/``: adapters and eval reports;
-    ``models/``: locally built base models; ``prefect/``: persisted task results.
+    ``stages/<stage>/<key>/``: intermediate outputs keyed by their inputs' content, each
+    marked ``_SUCCESS`` once whole; ``cache/{teacher,judge,vectors,eval,tokenized}/``: work
+    kept by content across runs; ``datasets/<version>/``: published datasets and
+    ``datasets/LATEST``; ``runs/<run-id>/``: adapters and eval reports, ``runs/LATEST`` and
+    ``runs/CHAMPION``; ``models/``: locally built base models; ``prefect/``: task results.
     """
+
+    # Pointer files, relative to the root (a remote mirrors them under the same names).
+    DATASETS_LATEST: ClassVar[str] = "datasets/LATEST"
+    RUNS_LATEST: ClassVar[str] = "runs/LATEST"
+    RUNS_CHAMPION: ClassVar[str] = "runs/CHAMPION"
+    # Written last into a folder that is complete (a stage output, an adapter, a token cache).
+    SUCCESS: ClassVar[str] = "_SUCCESS"
 
     root: Path
 
@@ -170,9 +177,31 @@ class Workspace:
                     found.setdefault(row["chunk_id"], row)
         return found
 
+    def resolve_dataset(self, version: str | None) -> str | None:
+        """``version``, else the one ``datasets/LATEST`` names; None when there is none."""
+        return version or self.read_pointer(self.DATASETS_LATEST)
+
+    def resolve_run(self, run_id: str | None) -> str | None:
+        """``run_id``, else the one ``runs/LATEST`` names; None when there is none."""
+        return run_id or self.read_pointer(self.RUNS_LATEST)
+
     @property
     def teacher_cache(self) -> Path:
         return self.root / "cache" / "teacher"
+
+    @property
+    def judge_cache(self) -> Path:
+        return self.root / "cache" / "judge"
+
+    @property
+    def eval_cache(self) -> Path:
+        """Model answers and grader verdicts (``tasks/evaluate/cache.py``)."""
+        return self.root / "cache" / "eval"
+
+    @property
+    def tokenized_cache(self) -> Path:
+        """Training rows as token ids (``tasks/training/data.py``)."""
+        return self.root / "cache" / "tokenized"
 
     @property
     def vector_cache(self) -> Path:

@@ -55,7 +55,7 @@ def repair_eval_metas(ws: Workspace, report: RepairReport) -> None:
 
 
 def repair_workspace(ws: Workspace) -> RepairReport:
-    from tasks.publish import LATEST, version_damage
+    from tasks.publish import version_damage
     from tasks.split_registry import EVAL_STATE, STATE, read_eval_items
 
     report = RepairReport()
@@ -73,16 +73,16 @@ def repair_workspace(ws: Workspace) -> RepairReport:
             continue
         report.latest, report.state = folder.name, state["version"]
         break
+    latest_path = ws.root / ws.DATASETS_LATEST
     if report.latest is None:
         raise DamagedFile(ws.datasets, "no published version verifies: "
                           + ("; ".join(report.skipped) or "none published"),
                           "restore the damaged version from the storage.remote_url mirror, or "
-                          f"delete it and {ws.root / LATEST} to publish afresh (that refresh "
+                          f"delete it and {latest_path} to publish afresh (that refresh "
                           "is compared with no previous version)")  # fmt: skip
-    latest_path = ws.root / LATEST
     before = latest_path.read_bytes() if latest_path.is_file() else None
     if before is None or before.decode("utf-8", "replace").strip() != report.latest:
-        ws.write_pointer(LATEST, report.latest)
+        ws.write_pointer(ws.DATASETS_LATEST, report.latest)
         report.actions.append(f"{latest_path}: now {report.latest} (held {before!r})")
     state_path = ws.root / STATE
     wanted = read_json_object(ws.datasets / report.latest / EVAL_STATE)

@@ -19,16 +19,13 @@ from faqforge.remote import fetch_run, mirror_report
 from faqforge.storage import Workspace
 from tasks.evaluate.stage import evaluate
 
-RUNS_LATEST = "runs/LATEST"
-
 
 class RunNotFound(FileNotFoundError):
     """No finished fine-tuning run to evaluate."""
 
 
 def run_dir(ws: Workspace, run: str | None) -> str:
-    """The folder of training run ``run``, or of the LATEST one."""
-    run = run or ws.read_pointer(RUNS_LATEST)
+    """The folder of training run ``run`` (``fetch_run`` resolved it: given, else LATEST)."""
     if run is None:
         raise RunNotFound(f"no fine-tuning run in {ws.runs}: run `faqforge run finetune` first")
     path = ws.runs / run

@@ -20,7 +20,7 @@ from faqforge.notify import notify_failure
 from faqforge.remote import fetch_dataset, mirror_run
 from faqforge.storage import Workspace
 from tasks.finetune import finetune
-from tasks.publish import LATEST, version_damage
+from tasks.publish import version_damage
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -28,8 +28,7 @@ class DatasetNotFound(FileNotFoundError):
 
 
 def dataset_dir(ws: Workspace, version: str | None) -> str:
-    """The folder of ``version``, or of the LATEST published one."""
-    version = version or ws.read_pointer(LATEST)
+    """The folder of ``version`` (``fetch_dataset`` resolved it: given, else LATEST)."""
     if version is None:
         raise DatasetNotFound(
             f"no dataset published in {ws.datasets}: run `faqforge run refresh` first"
@@ -39,7 +38,7 @@ def dataset_dir(ws: Workspace, version: str | None) -> str:
         raise DatasetNotFound(f"dataset version {version!r} not found in {ws.datasets}")
     if (problem := version_damage(path)) is not None:  # never train on what was not published
         raise DamagedFile(path, problem, "re-run `faqforge run refresh` (it rewrites the "
-                          f"version's files) or {ws.pointer_fix(LATEST)}")  # fmt: skip
+                          f"version's files) or {ws.pointer_fix(ws.DATASETS_LATEST)}")  # fmt: skip
     return str(path)
 
 

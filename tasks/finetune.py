@@ -44,8 +44,6 @@ from tasks.training.launch import TrainSpec, launch_command, run_training
 
 log = logging.getLogger(__name__)
 
-SUCCESS = "_SUCCESS"
-
 
 def run_id(dataset_version: str, cfg: FinetuneConfig) -> str:
     """Same dataset version and config → same run id, so a re-run finds the finished adapter.
@@ -111,7 +109,7 @@ def train_run(
             "merged_dir": str(merged) if merged.is_dir() else None,
         }),
     )  # fmt: skip
-    ws.write_pointer("runs/LATEST", rid)
+    ws.write_pointer(ws.RUNS_LATEST, rid)
     return {
         "run_id": rid,
         "run_dir": str(run_dir),
@@ -132,7 +130,7 @@ def _train_unless_complete(
     """Train run ``rid`` unless its adapter is complete; return its training metrics."""
     run_dir = ws.runs / rid
     adapter_dir = run_dir / "adapter"
-    if (adapter_dir / SUCCESS).is_file():
+    if (adapter_dir / ws.SUCCESS).is_file():
         log.info("run %s already has a complete adapter; skipping training", rid)
         return read_json(run_dir / "train_metrics.json")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +139,7 @@ def _train_unless_complete(
         base_model=base_model,
         dataset=dataset,
         run_dir=str(run_dir),
-        cache_dir=str(ws.root / "cache" / "tokenized"),
+        cache_dir=str(ws.tokenized_cache),
         config=cfg.model_dump(mode="json"),
         resume=resume,
     )
@@ -153,7 +151,7 @@ def _train_unless_complete(
             metrics = read_json(run_dir / "train_metrics.json")
         else:
             metrics = run_training(spec)
-    (adapter_dir / SUCCESS).write_text(rid + "\n")  # last: the adapter is complete
+    (adapter_dir / ws.SUCCESS).write_text(rid + "\n")  # last: the adapter is complete
     return metrics
 
 

@@ -172,7 +172,7 @@ def judge(
         items,
         by_id,
         judge_,
-        ws.root / "cache" / "judge",
+        ws.judge_cache,
         cfg,
         budget,
         prefect_slot(cfg),

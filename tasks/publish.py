@@ -66,7 +66,6 @@ from tasks.split_registry import (
 )
 from tasks.validate import ValidationReport, report_markdown
 
-LATEST = "datasets/LATEST"
 CARD = "README.md"
 # Files that describe a version rather than hold it: kept when it is published again.
 DESCRIPTIONS = ("validation.json", "validation.md", CARD)
@@ -204,7 +203,7 @@ def publish_dataset(
     write_json(staging / "manifest.json", manifest)
     if staging is not final:
         publish_dir(staging, final)
-    ws.write_pointer(LATEST, version)
+    ws.write_pointer(ws.DATASETS_LATEST, version)
     return final
 
 
@@ -256,10 +255,10 @@ def previous_version(ws: Workspace) -> str | None:
     LATEST naming a version that is missing or fails its hashes stops the run: comparing
     against nothing would turn off the guard against large drops.
     """
-    version = ws.read_pointer(LATEST)
+    version = ws.resolve_dataset(None)
     if version is not None and (problem := version_damage(ws.datasets / version)) is not None:
-        raise DamagedFile(ws.root / LATEST, f"names {version}, but {problem}",
-                          ws.pointer_fix(LATEST))  # fmt: skip
+        raise DamagedFile(ws.root / ws.DATASETS_LATEST, f"names {version}, but {problem}",
+                          ws.pointer_fix(ws.DATASETS_LATEST))  # fmt: skip
     return version
 
 

@@ -14,8 +14,10 @@ import pytest
 
 from faqforge.integrity import DamagedFile
 from faqforge.storage import Workspace, file_hash, read_json
-from tasks.publish import LATEST, previous_version
+from tasks.publish import previous_version
 from tasks.split_registry import STATE, frozen_state
+
+LATEST = Workspace.DATASETS_LATEST
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "faqforge" / "sample_corpus"
@@ -163,7 +165,7 @@ def test_finetune_refuses_a_published_file_that_differs_from_its_manifest(built,
     _, _, summary = built
     cut(ws / "datasets" / summary["version"] / "train.jsonl", 5)
     with pytest.raises(DamagedFile, match="differs from the sha256 its manifest records"):
-        dataset_dir(Workspace(ws), None)
+        dataset_dir(Workspace(ws), Workspace(ws).resolve_dataset(None))
 
 
 @pytest.mark.slow

@@ -94,7 +94,7 @@ def test_run_folder_layout_and_lineage(planted_run):
         "tokenizer.json",
         "chat_template.jinja",
         "README.md",
-        ft.SUCCESS,
+        Workspace.SUCCESS,
     } <= adapter
     raw = read_json(run_dir / "manifest.json")
     assert raw["adapter_dir"] == f"runs/{s['run_id']}/adapter"  # workspace-relative: portable
@@ -200,7 +200,7 @@ def test_failed_training_leaves_no_complete_adapter(tmp_path, tiny_llama, monkey
         ft.finetune.fn(str(dataset), cfg, str(tmp_path / "ws"))
     run_dir = tmp_path / "ws" / "runs" / ft.run_id("ds-planted", cfg)
     # Nothing marks the run usable: no _SUCCESS, no manifest, no LATEST pointer.
-    assert not (run_dir / "adapter" / ft.SUCCESS).exists()
+    assert not (run_dir / "adapter" / Workspace.SUCCESS).exists()
     assert not (run_dir / "manifest.json").exists()
     assert Workspace(tmp_path / "ws").read_pointer("runs/LATEST") is None
 

@@ -112,7 +112,7 @@ def test_training_time_ceiling_stops_saves_the_adapter_and_says_so(planted, tmp_
     assert metrics["stopped"] == "time_limit"
     assert 0 < metrics["steps"] < 100_000 and metrics["runtime_s"] < 60
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
-    assert (run_dir / "adapter" / ft.SUCCESS).is_file()
+    assert (run_dir / "adapter" / Workspace.SUCCESS).is_file()
     assert read_json(run_dir / "train_metrics.json")["stopped"] == "time_limit"
     assert "| stopped | time_limit |" in (run_dir / "model_card.md").read_text()
 

@@ -90,7 +90,7 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path_factory, tmp_path):
     assert min(logged) <= killed_at < max(logged) == STEPS
     # Same data order, RNG and optimiser state: the resumed run lands where the other did.
     assert resumed["train_loss_last"] == pytest.approx(uninterrupted["train_loss_last"], rel=0.05)
-    assert (run_dir / "adapter" / ft.SUCCESS).is_file()
+    assert (run_dir / "adapter" / Workspace.SUCCESS).is_file()
 
 
 def test_cli_offers_resume():

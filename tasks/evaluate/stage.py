@@ -42,7 +42,7 @@ from faqforge.tasking import in_prefect_run
 from tasks.evaluate.cache import EvalCache, adapter_hash
 from tasks.evaluate.errors import ErrorRules, categorize, summarize
 from tasks.evaluate.metrics import REFERENCE_METRICS, item_scores
-from tasks.promote import CHAMPION, gate
+from tasks.promote import gate
 
 METRICS = (*REFERENCE_METRICS, "judge_score")
 SIDES = ("base", "tuned")
@@ -61,7 +61,7 @@ def judge_skip_note(teacher: TeacherConfig | None, cfg: EvaluateConfig) -> str |
 
 def champion_run(ws: Workspace, run_id: str) -> tuple[str | None, dict[str, Any] | None]:
     """The current champion's id, and its manifest when it is another run still on disk."""
-    champ = ws.read_pointer(CHAMPION)
+    champ = ws.read_pointer(ws.RUNS_CHAMPION)
     path = ws.runs / champ / "manifest.json" if champ else None
     if champ is None or champ == run_id or path is None or not path.is_file():
         return champ, None
@@ -199,7 +199,7 @@ def evaluate_run(
     pairs, untaught = scored_items(items, cfg)
     refs = [p.answer for p in pairs]
     questions = [p.question for p in pairs]
-    cache = EvalCache(ws.root / "cache" / "eval")
+    cache = EvalCache(ws.eval_cache)
     champ_id, champ = champion_run(ws, manifest["run_id"])
     answers, backend, why = generate(manifest, champ, questions, cfg, cache)
     texts = {side: [a.text for a in ans] for side, ans in answers.items()}
@@ -264,7 +264,7 @@ def evaluate_run(
         degenerate=problems,
     )
     if verdict.promoted:
-        ws.write_pointer(CHAMPION, manifest["run_id"])
+        ws.write_pointer(ws.RUNS_CHAMPION, manifest["run_id"])
 
     base_model, adapter = manifest["base_model"], manifest["adapter_dir"]
     lineage = {

@@ -23,11 +23,11 @@ from typing import Any
 from faqforge.chat import PINNED_TEMPLATES, to_messages
 from faqforge.config import FinetuneConfig, stable_hash
 from faqforge.records import QAPair
+from faqforge.storage import Workspace
 
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # the label that takes a token out of the loss
-DONE = "_SUCCESS"
 
 
 def resolve_chat_template(choice: str, tokenizer: Any) -> str:
@@ -125,17 +125,17 @@ def _hashes(entry: Path) -> dict[str, str]:
     return {
         p.relative_to(entry).as_posix(): file_hash(p)
         for p in sorted(entry.rglob("*"))
-        if p.is_file() and p.name != DONE
+        if p.is_file() and p.name != Workspace.SUCCESS
     }
 
 
 def _intact_entry(entry: Path) -> dict[str, Any] | None:
     """The stats of a finished cache entry whose files match their recorded hashes; a
     damaged one is a miss (logged, then rebuilt)."""
-    if not (entry / DONE).is_file():
+    if not (entry / Workspace.SUCCESS).is_file():
         return None
     try:
-        done = json.loads((entry / DONE).read_text(encoding="utf-8"))
+        done = json.loads((entry / Workspace.SUCCESS).read_text(encoding="utf-8"))
         expected = done.pop("sha256")
     except KeyError:
         log.info("tokenized cache %s: written without file hashes (older faqforge): rebuilding",
@@ -187,7 +187,7 @@ def tokenized_splits(
         for name, split in zip(("train", "eval"), splits, strict=True):
             split.save_to_disk(staging / name)
         done = {**stats, "cache_hit": True, "sha256": _hashes(staging)}
-        (staging / DONE).write_text(json.dumps(done))
+        (staging / Workspace.SUCCESS).write_text(json.dumps(done))
         if _intact_entry(entry) is not None:  # another process finished the same key first
             shutil.rmtree(staging)
         else:
