@@ -19,12 +19,11 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from tokenizers import Tokenizer
 
 from faqforge.config import ChunkConfig
@@ -32,7 +31,7 @@ from faqforge.records import Chunk, Document, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import file_hash, sha256_text
 from faqforge.structure import CONTINUED
-from faqforge.tasking import in_prefect_run, run_stage, stage_cache_key_fn
+from faqforge.tasking import Computed, in_prefect_run, stage
 
 STAGE = "chunk"
 log = logging.getLogger(__name__)
@@ -371,45 +370,27 @@ def keyed_params(params: dict[str, Any]) -> dict[str, Any]:
     return keyed
 
 
-_stage_key_fn = stage_cache_key_fn(STAGE, sys.modules[__name__])
-
-
-def _cache_key(ctx: Any, params: dict[str, Any]) -> str | None:
-    return _stage_key_fn(ctx, keyed_params(params))
-
-
-@task(name="chunk", cache_key_fn=_cache_key, persist_result=True, result_serializer="json")
+@stage(STAGE, key_params=keyed_params)
 def chunk(
     documents: StageOutput, cfg: ChunkConfig, tokenizer_file: str, workspace: str
-) -> StageOutput:
+) -> Computed:
     """Chunk the ingested documents; skipped when the same documents, config and tokenizer ran."""
-    params = {
-        "documents": documents,
-        "cfg": cfg,
-        "tokenizer_file": tokenizer_file,
-        "workspace": workspace,
+    docs = documents.read("documents", Document)
+    chunks, rejections = chunk_documents(docs, load_tokenizer(tokenizer_file), cfg)
+    n_out = len(docs) - len(rejections)
+    counts = StageCounts.of(len(docs), n_out, rejections, produced=len(chunks))
+    over = counts.rejected.get("chunk_limit", 0)
+    stats = {
+        "tokens": sum(c.n_tokens for c in chunks),
+        "max_chunk_tokens": max((c.n_tokens for c in chunks), default=0),
+        "docs_over_chunk_limit": over,
     }
-
-    def compute() -> tuple[dict[str, Any], StageCounts, dict[str, Any]]:
-        docs = documents.read("documents", Document)
-        chunks, rejections = chunk_documents(docs, load_tokenizer(tokenizer_file), cfg)
-        n_out = len(docs) - len(rejections)
-        counts = StageCounts.of(len(docs), n_out, rejections, produced=len(chunks))
-        over = counts.rejected.get("chunk_limit", 0)
-        stats = {
-            "tokens": sum(c.n_tokens for c in chunks),
-            "max_chunk_tokens": max((c.n_tokens for c in chunks), default=0),
-            "docs_over_chunk_limit": over,
-        }
-        if over:  # the counts artifact shows it too; a warning makes the run log say it
-            logger = get_run_logger() if in_prefect_run() else log
-            logger.warning(
-                "chunk.max_chunks=%s reached: %d of %d documents not chunked (rejected as "
-                "chunk_limit)",
-                cfg.max_chunks,
-                over,
-                len(docs),
-            )
-        return {"chunks": chunks, "rejections": rejections}, counts, stats
-
-    return run_stage(STAGE, sys.modules[__name__], keyed_params(params), compute)
+    if over:  # the counts artifact shows it too; a warning makes the run log say it
+        logger = get_run_logger() if in_prefect_run() else log
+        logger.warning(
+            "chunk.max_chunks=%s reached: %d of %d documents not chunked (rejected as chunk_limit)",
+            cfg.max_chunks,
+            over,
+            len(docs),
+        )
+    return {"chunks": chunks, "rejections": rejections}, counts, stats

@@ -15,14 +15,11 @@ also writes a coverage report (``tasks/coverage.py``). Not covered here: teacher
 from __future__ import annotations
 
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any
-
-from prefect import task
 
 from faqforge.artifacts import artifact_key, stage_workspace
 from faqforge.config import CurateConfig, TeacherConfig
@@ -30,7 +27,7 @@ from faqforge.progress import Progress
 from faqforge.records import Chunk, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import iter_jsonl
-from faqforge.tasking import in_prefect_run, run_stage, stage_cache_key_fn
+from faqforge.tasking import Computed, in_prefect_run, stage
 from tasks import language, pii
 from tasks.coverage import coverage_report
 from tasks.links import unsourced_links
@@ -304,48 +301,34 @@ def curate_pairs(
     return kept, rejected
 
 
-@task(
-    name="curate",
-    cache_key_fn=stage_cache_key_fn(STAGE, sys.modules[__name__]),
-    persist_result=True,
-    result_serializer="json",
-)
+@stage(STAGE, after=lambda out, _params: publish_coverage_artifact(out))
 def curate(
     pairs: StageOutput,
     cfg: CurateConfig,
     workspace: str,
     chunks: StageOutput | None = None,
     max_answer_words: int = MAX_ANSWER_WORDS,
-) -> StageOutput:
+) -> Computed:
     """Curated pairs (``pairs``), why the others were dropped (``rejections``) and, given the
     chunks, coverage per heading (``coverage``) and chunks left without pairs (``uncovered``).
     ``max_answer_words`` is the teacher's (``teacher.max_answer_words``)."""
-
-    def compute():
-        items = pairs.read("pairs", QAPair)
-        source_chunks = chunks.read("chunks", Chunk) if chunks is not None else []
-        sources = {c.chunk_id: c.text for c in source_chunks} if chunks is not None else None
-        kept, rejected = curate_pairs(items, cfg, sources, max_answer_words)
-        counts = StageCounts.of(len(items), len(kept), rejected)
-        outputs: dict[str, Any] = {"pairs": kept, "rejections": rejected}
-        stats: dict[str, Any] = {"flagged": dict(Counter(f for p in kept for f in p.flags))}
-        if chunks is not None:
-            report = coverage_report(source_chunks, items, kept, rejected)
-            outputs["coverage"], outputs["uncovered"], outputs["documents"] = report[:3]
-            stats["coverage"] = report[3]
-        return outputs, counts, stats
-
-    params = {"pairs": pairs, "cfg": cfg, "workspace": workspace, "chunks": chunks,
-              "max_answer_words": max_answer_words}  # fmt: skip
-    out = run_stage(STAGE, sys.modules[__name__], params, compute)
-    if "coverage" in out.files:
-        publish_coverage_artifact(out)
-    return out
+    items = pairs.read("pairs", QAPair)
+    source_chunks = chunks.read("chunks", Chunk) if chunks is not None else []
+    sources = {c.chunk_id: c.text for c in source_chunks} if chunks is not None else None
+    kept, rejected = curate_pairs(items, cfg, sources, max_answer_words)
+    counts = StageCounts.of(len(items), len(kept), rejected)
+    outputs: dict[str, Any] = {"pairs": kept, "rejections": rejected}
+    stats: dict[str, Any] = {"flagged": dict(Counter(f for p in kept for f in p.flags))}
+    if chunks is not None:
+        report = coverage_report(source_chunks, items, kept, rejected)
+        outputs["coverage"], outputs["uncovered"], outputs["documents"] = report[:3]
+        stats["coverage"] = report[3]
+    return outputs, counts, stats
 
 
 def publish_coverage_artifact(out: StageOutput) -> None:
     """A table of curated pairs per heading, thinnest first, on the flow run."""
-    if not in_prefect_run():
+    if "coverage" not in out.files or not in_prefect_run():
         return
     from prefect.artifacts import create_table_artifact
 

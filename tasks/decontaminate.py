@@ -29,7 +29,6 @@ score it).
 
 from __future__ import annotations
 
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -37,13 +36,12 @@ from pathlib import Path
 
 import numpy as np
 from datasketch import MinHashLSH
-from prefect import task
 
 from faqforge.config import DecontaminateConfig
 from faqforge.records import KNOWLEDGE, EvalItem, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import Workspace
-from faqforge.tasking import run_stage, stage_cache_key_fn
+from faqforge.tasking import Computed, stage
 from tasks.minhash import SEED, LSHIndex, jaccard
 from tasks.minhash import signatures as minhash_signatures
 from tasks.references import Reference, ReferenceSet, from_pairs, load_references
@@ -229,18 +227,13 @@ def with_teachers(evals: list[EvalItem], train: list[QAPair]) -> list[EvalItem]:
     ]
 
 
-@task(
-    name="decontaminate",
-    cache_key_fn=stage_cache_key_fn(STAGE, sys.modules[__name__]),
-    persist_result=True,
-    result_serializer="json",
-)
+@stage(STAGE)
 def decontaminate(
     split: StageOutput,
     cfg: DecontaminateConfig,
     workspace: str,
     references: ReferenceSet | None = None,
-) -> StageOutput:
+) -> Computed:
     """The split with contaminated training pairs removed: ``train``, ``eval``, ``rejections``.
 
     ``references`` (``tasks.references.reference_set``) adds earlier eval versions and
@@ -248,22 +241,18 @@ def decontaminate(
     knowledge items with ``taught_by`` filled in).
     """
 
-    def compute():
-        train, evals = split.read("train", QAPair), split.read("eval", EvalItem)
-        current = from_pairs(evals, f"eval:{split.stats.get('eval_version', 'current')}")
-        extra = load_references(Workspace(Path(workspace)), references or ReferenceSet())
-        kept, rejected = remove_eval_overlap(train, current + extra, cfg)
-        evals = with_teachers(evals, kept)
-        n_in, n_out = len(train) + len(evals), len(kept) + len(evals)
-        untaught = sum(e.probe == KNOWLEDGE and not e.taught_by for e in evals)
-        stats = {
-            "train": len(kept),
-            "eval": len(evals),
-            "references": len(current + extra),
-            "knowledge_untaught": untaught,
-        }
-        outputs = {"train": kept, "eval": evals, "rejections": rejected}
-        return outputs, StageCounts.of(n_in, n_out, rejected), stats
-
-    params = {"split": split, "cfg": cfg, "workspace": workspace, "references": references}
-    return run_stage(STAGE, sys.modules[__name__], params, compute)
+    train, evals = split.read("train", QAPair), split.read("eval", EvalItem)
+    current = from_pairs(evals, f"eval:{split.stats.get('eval_version', 'current')}")
+    extra = load_references(Workspace(Path(workspace)), references or ReferenceSet())
+    kept, rejected = remove_eval_overlap(train, current + extra, cfg)
+    evals = with_teachers(evals, kept)
+    n_in, n_out = len(train) + len(evals), len(kept) + len(evals)
+    untaught = sum(e.probe == KNOWLEDGE and not e.taught_by for e in evals)
+    stats = {
+        "train": len(kept),
+        "eval": len(evals),
+        "references": len(current + extra),
+        "knowledge_untaught": untaught,
+    }
+    outputs = {"train": kept, "eval": evals, "rejections": rejected}
+    return outputs, StageCounts.of(n_in, n_out, rejected), stats

@@ -41,21 +41,19 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from prefect import task
 
 from faqforge.config import DedupConfig, RunnerConfig, TeacherConfig
 from faqforge.progress import Progress
 from faqforge.records import QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import Workspace
-from faqforge.tasking import run_stage, stage_cache_key_fn
+from faqforge.tasking import Computed, stage
 from tasks.ambiguity import repair_ambiguous, same_answer
 from tasks.coverage import phrasing_counts
 from tasks.minhash import (
@@ -353,55 +351,43 @@ def _key_params(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_stage_key = stage_cache_key_fn(STAGE, sys.modules[__name__])
-
-
-@task(
-    name="dedup",
-    cache_key_fn=lambda ctx, params: _stage_key(ctx, _key_params(params)),
-    persist_result=True,
-    result_serializer="json",
-)
+@stage(STAGE, key_params=_key_params)
 def dedup(
     pairs: StageOutput,
     cfg: DedupConfig,
     workspace: str,
     runner: RunnerConfig | None = None,
     teacher: TeacherConfig | None = None,
-) -> StageOutput:
+) -> Computed:
     """Pairs without duplicates (``pairs``), each drop naming its kept twin (``rejections``),
     the duplicate clusters (``clusters``) and the ambiguous questions with their repairs
     (``ambiguous``). ``teacher`` repairs them (``tasks/ambiguity.py``; None: the extractive
     teacher's context repair). ``runner`` (kind dask/ray) computes the MinHash signatures on
     its workers; the output is the same, and so is the cache key."""
 
-    def compute():
-        from faqforge.teachers.repair import make_repair
+    from faqforge.teachers.repair import make_repair
 
-        ws = Workspace(Path(workspace))
-        items = pairs.read("pairs", QAPair)
-        repair = make_repair(teacher or TeacherConfig(), ws.teacher_cache)
-        fixed = repair_ambiguous(items, repair)
-        on_runner = runner is not None and runner.kind != "thread"
-        signer = runner_signer(cfg, runner) if on_runner else None
-        kept, rejected = dedup_pairs(fixed.pairs, cfg, signer, ws.vector_cache)
-        counts = StageCounts.of(len(items), len(kept), rejected)
-        groups = clusters(rejected)
-        stats = {
-            "clusters": len(groups),
-            "largest_cluster": max((g["size"] for g in groups), default=0),
-            "ambiguous_questions": len(fixed.groups),
-            "repaired_pairs": fixed.repaired,
-            "distinct_answers_lost": lost_answers(rejected, {p.id: p for p in kept}),
-            **phrasing_counts(kept),
-        }
-        outputs = {
-            "pairs": kept,
-            "rejections": rejected,
-            "clusters": groups,
-            "ambiguous": fixed.groups,
-        }
-        return outputs, counts, stats
-
-    params = {"pairs": pairs, "cfg": cfg, "workspace": workspace, "teacher": teacher}
-    return run_stage(STAGE, sys.modules[__name__], _key_params(params), compute)
+    ws = Workspace(Path(workspace))
+    items = pairs.read("pairs", QAPair)
+    repair = make_repair(teacher or TeacherConfig(), ws.teacher_cache)
+    fixed = repair_ambiguous(items, repair)
+    on_runner = runner is not None and runner.kind != "thread"
+    signer = runner_signer(cfg, runner) if runner is not None and on_runner else None
+    kept, rejected = dedup_pairs(fixed.pairs, cfg, signer, ws.vector_cache)
+    counts = StageCounts.of(len(items), len(kept), rejected)
+    groups = clusters(rejected)
+    stats = {
+        "clusters": len(groups),
+        "largest_cluster": max((g["size"] for g in groups), default=0),
+        "ambiguous_questions": len(fixed.groups),
+        "repaired_pairs": fixed.repaired,
+        "distinct_answers_lost": lost_answers(rejected, {p.id: p for p in kept}),
+        **phrasing_counts(kept),
+    }
+    outputs = {
+        "pairs": kept,
+        "rejections": rejected,
+        "clusters": groups,
+        "ambiguous": fixed.groups,
+    }
+    return outputs, counts, stats

@@ -15,20 +15,18 @@ asked once; its cached answer stands until the key changes.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from faqforge.config import TeacherConfig, stable_hash
 from faqforge.records import Chunk, QAPair, Rejection, fact_id_of
-from faqforge.stage import StageCounts, StageOutput, module_hash, save_output, stage_key
+from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import Workspace
-from faqforge.tasking import IO_RETRIES, in_prefect_run, publish_counts_artifact
+from faqforge.tasking import IO_RETRIES, Computed, in_prefect_run, stage
 from faqforge.teachers import Teacher, TeacherError, TeacherReply, make_teacher
 from faqforge.teachers.cache import cache_path, generation_key, read_reply, retire, write_reply
 from faqforge.teachers.fanout import (
@@ -169,10 +167,37 @@ async def generate_for_chunks(
     return result
 
 
-@task(name="generate", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, **IO_RETRIES)
+def _key_params(params: dict[str, Any]) -> dict[str, Any]:
+    """What the pairs were asked about (the output's hash is the rest of the key: a re-run
+    that now answers a chunk which failed before writes a new folder)."""
+    cfg: TeacherConfig = params["cfg"]
+    return {"chunks": params["chunks"], "cfg": cfg.generation_key(),
+            "workspace": params["workspace"]}  # fmt: skip
+
+
+def _report(out: StageOutput, params: dict[str, Any]) -> None:
+    """The run's ledger artifact and one log line of what was sent and reused."""
+    cfg: TeacherConfig = params["cfg"]
+    publish_ledger_artifact(
+        run_ledger({STAGE: out.stats["ledger"]}, cfg.token_budget),
+        Workspace(Path(params["workspace"])),
+    )
+    st, counts = out.stats, out.counts
+    logger = get_run_logger() if in_prefect_run() else log
+    logger.info(
+        "generate: %d chunks → %d pairs (%d rejected); %d sent to %s, %d from cache, %d failed, "
+        "%d left for a later run; %d prompt + %d completion tokens",
+        counts.in_, counts.produced or 0, sum(counts.rejected.values()), st["requests"],
+        st["teacher"], st["cache_hits"], st["failed"], st["left"], st["prompt_tokens"],
+        st["completion_tokens"],
+    )  # fmt: skip
+
+
+@stage(STAGE, key_on="output", key_params=_key_params, after=_report,
+       retry_condition_fn=retry_if_transient, **IO_RETRIES)  # fmt: skip
 def generate(
     chunks: StageOutput, cfg: TeacherConfig, workspace: str, force_regenerate: bool = False
-) -> StageOutput:
+) -> Computed:
     """QA pairs for every chunk. Never cached as a whole: the per-chunk cache makes a re-run
     free, and its stats must say what this run sent (``requests``) and reused (``cache_hits``).
     ``force_regenerate`` asks the teacher again for every chunk, replacing its cached reply.
@@ -197,17 +222,6 @@ def generate(
             logger.warning("%s %s: %s; raw reply: %.500s", r.record_id, r.reason, r.detail,
                            r.record["raw"])  # fmt: skip
         raise
-    # The output's own hash is in the key: a re-run that now answers a chunk which failed
-    # before writes a new folder instead of finding the old one under the same name.
-    key = stage_key(
-        STAGE,
-        chunks,
-        teacher.name,
-        teacher.prompt_version,
-        cfg.generation_key(),
-        module_hash(sys.modules[__name__]),
-        result.content_hash(),
-    )
     rows = result.ledger.rows
     ledger = {**result.ledger.summary(), "file": write_ledger(ws, result.ledger) if rows else None}
     stats = {
@@ -216,21 +230,4 @@ def generate(
         "prompt_version": teacher.prompt_version,
         "ledger": ledger,
     }
-    out = save_output(
-        ws,
-        STAGE,
-        key,
-        {"pairs": result.pairs, "rejections": result.rejections},
-        result.counts(),
-        stats,
-    )
-    publish_counts_artifact(out)
-    publish_ledger_artifact(run_ledger({STAGE: ledger}, cfg.token_budget), ws)
-    st = result.stats
-    logger.info(
-        "generate: %d chunks → %d pairs (%d rejected); %d sent to %s, %d from cache, %d failed, "
-        "%d left for a later run; %d prompt + %d completion tokens",
-        len(items), len(result.pairs), len(result.rejections), st.requests, teacher.name,
-        st.cache_hits, st.failed, st.left, st.prompt_tokens, st.completion_tokens,
-    )  # fmt: skip
-    return out
+    return {"pairs": result.pairs, "rejections": result.rejections}, result.counts(), stats

@@ -23,7 +23,6 @@ import io
 import os
 import re
 import stat
-import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -31,22 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from bs4 import BeautifulSoup, Comment, NavigableString
-from prefect import task
 
 from faqforge.config import IngestConfig
 from faqforge.progress import Progress
 from faqforge.records import Document, Record, Rejection
 from faqforge.stage import (
     StageCounts,
-    StageOutput,
-    finished_output,
-    module_hash,
-    save_output,
-    stage_key,
 )
-from faqforge.storage import Workspace, sha256_text
+from faqforge.storage import sha256_text
 from faqforge.structure import FENCE, definition, fence, text_to_markdown
-from faqforge.tasking import publish_counts_artifact
+from faqforge.tasking import Computed, stage
 
 STAGE = "ingest"
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
@@ -469,19 +462,18 @@ def ingest_corpus(
     return docs, rejections
 
 
-@task(name="ingest")
-def ingest(source: str, cfg: IngestConfig, workspace: str) -> StageOutput:
+def _key_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Not the corpus path: the output (what was read, by relative path) is the rest of the
+    key, so a moved corpus with the same files finds the same folder."""
+    return {"cfg": params["cfg"], "workspace": params["workspace"]}
+
+
+@stage(STAGE, key_on="output", key_params=_key_params)
+def ingest(source: str, cfg: IngestConfig, workspace: str) -> Computed:
     """Read the corpus on every run (cheap); the output folder is keyed by what was read."""
     encodings: dict[str, str] = {}
     dropped: list[dict[str, str]] = []
     docs, rejections = ingest_corpus(Path(source), cfg, encodings, dropped)
-    seen = [[d.source, d.content_hash] for d in docs]
-    key = stage_key(
-        STAGE, module_hash(sys.modules[__name__]), seen, [r.to_dict() for r in rejections], cfg
-    )
-    ws = Workspace(Path(workspace))
-    if (done := finished_output(ws, STAGE, key)) is not None:
-        return done
     counts = StageCounts.of(len(docs) + len(rejections), len(docs), rejections)
     stats = {
         "chars": sum(len(d.text) for d in docs),
@@ -494,6 +486,4 @@ def ingest(source: str, cfg: IngestConfig, workspace: str) -> StageOutput:
         "encodings": [{"source": s, "encoding": e} for s, e in sorted(encodings.items())],
         "dropped": dropped,
     }
-    out = save_output(ws, STAGE, key, outputs, counts, stats)
-    publish_counts_artifact(out)
-    return out
+    return outputs, counts, stats

@@ -10,20 +10,16 @@ nothing; failures, the failure share and the token budget work as in generate.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from faqforge.config import TeacherConfig, stable_hash
 from faqforge.records import Chunk, QAPair, Rejection
-from faqforge.stage import StageCounts, StageOutput, module_hash, save_output, stage_key
+from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import Workspace, write_json
-from faqforge.tasking import IO_RETRIES, publish_counts_artifact
+from faqforge.tasking import IO_RETRIES, Computed, stage
 from faqforge.teachers import TeacherError, make_backend
 from faqforge.teachers.cache import cache_path, calls_of, read_entry
 from faqforge.teachers.fanout import Ask, Traffic, fan_out, retry_if_transient, run_sync
@@ -149,14 +145,30 @@ async def judge_pairs(
     return result
 
 
-@task(name="judge", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient, **IO_RETRIES)
+def _key_params(params: dict[str, Any]) -> dict[str, Any]:
+    """What the verdicts were asked about (the output's hash is the rest of the key)."""
+    return {"pairs": params["pairs"], "cfg": params["cfg"].judge, "workspace": params["workspace"]}
+
+
+def _publish_ledger(out: StageOutput, params: dict[str, Any]) -> None:
+    generated: dict[str, Any] = params["pairs"].stats.get("ledger", {})
+    ledger = out.stats["ledger"]
+    ledgers = {"generate": generated, STAGE: ledger} if generated else {STAGE: ledger}
+    cfg: TeacherConfig = params["cfg"]
+    publish_ledger_artifact(
+        run_ledger(ledgers, cfg.token_budget), Workspace(Path(params["workspace"]))
+    )
+
+
+@stage(STAGE, key_on="output", key_params=_key_params, after=_publish_ledger,
+       retry_condition_fn=retry_if_transient, **IO_RETRIES)  # fmt: skip
 def judge(
     pairs: StageOutput,
     chunks: StageOutput,
     cfg: TeacherConfig,
     workspace: str,
     force_regenerate: bool = False,
-) -> StageOutput:
+) -> Computed:
     """Keep the pairs the judge rates ≥ threshold. The token budget is what generate left.
 
     ``force_regenerate`` asks the judge again for every chunk, replacing cached verdicts.
@@ -181,31 +193,10 @@ def judge(
     result = run_sync(coro)
     rows = result.ledger.rows
     ledger = {**result.ledger.summary(), "file": write_ledger(ws, result.ledger) if rows else None}
-    content = stable_hash([r.to_dict() for r in [*result.kept, *result.rejections]])
-    key = stage_key(
-        STAGE,
-        pairs,
-        judge_.name,
-        judge_.prompt_version,
-        cfg.judge,
-        module_hash(sys.modules[__name__]),
-        content,
-    )
     stats = {
         **asdict(result.stats),
         "judge": judge_.name,
         "prompt_version": judge_.prompt_version,
         "ledger": ledger,
     }
-    out = save_output(
-        ws,
-        STAGE,
-        key,
-        {"pairs": result.kept, "rejections": result.rejections},
-        result.counts(),
-        stats,
-    )
-    publish_counts_artifact(out)
-    ledgers = {"generate": generated, STAGE: ledger} if generated else {STAGE: ledger}
-    publish_ledger_artifact(run_ledger(ledgers, cfg.token_budget), ws)
-    return out
+    return {"pairs": result.kept, "rejections": result.rejections}, result.counts(), stats

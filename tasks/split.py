@@ -36,19 +36,16 @@ stratifying by topic or balancing pair counts (a long document weighs more than 
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from faqforge.config import SplitConfig
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
 from faqforge.storage import Workspace
-from faqforge.tasking import run_stage, stage_cache_key_fn
+from faqforge.tasking import Computed, stage
 from tasks.split_registry import FrozenEval, eval_version_id, load_frozen
 from tasks.text import jaccard, shingles
 
@@ -216,15 +213,10 @@ def split_stats(result: Split, frozen: FrozenEval | None) -> dict[str, Any]:
     }
 
 
-@task(
-    name="split",
-    cache_key_fn=stage_cache_key_fn(STAGE, sys.modules[__name__]),
-    persist_result=True,
-    result_serializer="json",
-)
+@stage(STAGE)
 def split(
     pairs: StageOutput, cfg: SplitConfig, workspace: str, frozen: dict[str, Any] | None = None
-) -> StageOutput:
+) -> Computed:
     """``train``, ``eval`` (both probes), ``rejections`` and ``train_docs`` (kept in train by
     the registry).
 
@@ -232,19 +224,15 @@ def split(
     Counts: frozen items read from the registry enter alongside this run's pairs.
     """
 
-    def compute():
-        items = pairs.read("pairs", QAPair)
-        held = load_frozen(Workspace(Path(workspace)), frozen)
-        result = split_pairs(items, cfg, held)
-        n_out = len(result.train) + len(result.eval)
-        counts = StageCounts.of(len(items) + result.carried, n_out, result.rejected)
-        outputs = {
-            "train": result.train,
-            "eval": result.eval,
-            "rejections": result.rejected,
-            "train_docs": [{"doc_id": d} for d in result.train_docs],
-        }
-        return outputs, counts, split_stats(result, held)
-
-    params = {"pairs": pairs, "cfg": cfg, "workspace": workspace, "frozen": frozen}
-    return run_stage(STAGE, sys.modules[__name__], params, compute)
+    items = pairs.read("pairs", QAPair)
+    held = load_frozen(Workspace(Path(workspace)), frozen)
+    result = split_pairs(items, cfg, held)
+    n_out = len(result.train) + len(result.eval)
+    counts = StageCounts.of(len(items) + result.carried, n_out, result.rejected)
+    outputs = {
+        "train": result.train,
+        "eval": result.eval,
+        "rejections": result.rejected,
+        "train_docs": [{"doc_id": d} for d in result.train_docs],
+    }
+    return outputs, counts, split_stats(result, held)

@@ -14,7 +14,6 @@ from faqforge.records import Chunk, Document, Rejection
 from faqforge.stage import StageCounts, save_output
 from faqforge.storage import Workspace
 from tasks.chunk import (
-    _cache_key,
     chunk,
     chunk_document,
     chunk_documents,
@@ -260,7 +259,7 @@ def test_task_reuses_output_and_keys_on_tokenizer_content(tmp_path: Path) -> Non
         "tokenizer_file": str(tok_file),
         "workspace": str(ws),
     }
-    prefect_key = _cache_key(None, params)
+    prefect_key = chunk.cache_key_fn(None, params)  # the key Prefect caches under
 
     out = chunk.fn(documents, CFG, str(tok_file), str(ws))  # outside a Prefect run
     assert out.counts.as_dict() == {
@@ -278,6 +277,6 @@ def test_task_reuses_output_and_keys_on_tokenizer_content(tmp_path: Path) -> Non
     assert marker.stat().st_mtime_ns == written  # not recomputed
 
     train_tokenizer(300).save(str(tok_file))  # retrained in place: same path, new content
-    retrained_key = _cache_key(None, params)
+    retrained_key = chunk.cache_key_fn(None, params)
     assert retrained_key != out.key
     assert chunk.fn(documents, CFG, str(tok_file), str(ws)).key == retrained_key
