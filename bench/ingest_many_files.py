@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="faqforge-bench-ingest-") as name:
         tmp = Path(name)
-        prepare_environment(tmp / "ws")
+        prepare_environment()
         from faqforge.tiny_llama import build_tokenizer
 
         tokenizer_file = str(build_tokenizer(tmp / "tokenizer"))

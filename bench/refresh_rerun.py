@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="faqforge-bench-"))
     ws = args.workspace or tmp / "ws"
-    prepare_environment(ws)
+    prepare_environment()
     from flows.refresh import refresh
 
     files = build_corpus(tmp / "corpus", args.copies)

@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="faqforge-bench-teacher-"))
-    prepare_environment(tmp / "ws")
+    prepare_environment()
 
     from faqforge.config import PipelineConfig
     from faqforge.teachers import make_teacher

@@ -88,7 +88,7 @@ def _resolve(
         raise typer.Exit(2) from None
     from faqforge.runtime import prepare_environment
 
-    prepare_environment(cfg.workspace)
+    prepare_environment()
     return cfg
 
 

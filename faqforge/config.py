@@ -437,6 +437,10 @@ class PipelineConfig(Section):
     # A second refresh on the same workspace waits this long for the first, then fails with
     # a message naming the holder. 0: fail at once.
     lock_timeout_s: float = Field(0.0, ge=0)
+    # Not a setting: what FAQFORGE__* variables changed (key path → value), filled in by
+    # load_config and recorded in the manifests and lineage artifacts, so a deployment run
+    # changed from its worker's environment says so.
+    env_overrides: dict[str, Any] = {}
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 
@@ -548,8 +552,11 @@ def load_config(
             raise ConfigError(f"{path}: top level must be a mapping of sections")
         data = loaded
     given = [parse_override(o) for o in overrides or []]
-    for key, value in env_overrides(environ) + given + list(literal or []):
+    from_env = env_overrides(environ)
+    for key, value in from_env + given + list(literal or []):
         _set_path(data, key, value)
+    later = {k for k, _ in given + list(literal or [])}
+    data["env_overrides"] = {k: v for k, v in from_env if k not in later}  # what stays applied
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

@@ -111,6 +111,16 @@ def _materialize(
     )
 
 
+def with_env(cfg: PipelineConfig, metadata: dict[str, Any], chain: str) -> tuple[dict, str]:
+    """The metadata and chain, plus what ``FAQFORGE__*`` variables changed in the config:
+    a deployment run's parameters do not show them, so its artifact must."""
+    if not cfg.env_overrides:
+        return metadata, chain
+    changed = ", ".join(f"`{k}={v}`" for k, v in sorted(cfg.env_overrides.items()))
+    note = f"\n\nConfig changed by FAQFORGE__* environment variables: {changed}\n"
+    return {**metadata, "env_overrides": cfg.env_overrides}, chain + note
+
+
 def record_dataset(summary: dict[str, Any], cfg: PipelineConfig) -> None:
     """Corpus → dataset version (refresh flow)."""
     ws = Workspace(cfg.workspace)
@@ -119,7 +129,7 @@ def record_dataset(summary: dict[str, Any], cfg: PipelineConfig) -> None:
     dataset = _asset(location(cfg, f"datasets/{info['version']}"), f"dataset {info['version']}")
     meta = {k: info[k] for k in ("counts", "content_hash", "prompt_version", "teacher_model")}
     documents = {"documents": len(info["documents"])}
-    _materialize(dataset, [corpus], meta | documents, render(info), ws)
+    _materialize(dataset, [corpus], *with_env(cfg, meta | documents, render(info)), ws)
 
 
 def record_adapter(summary: dict[str, Any], cfg: PipelineConfig) -> None:
@@ -132,7 +142,7 @@ def record_adapter(summary: dict[str, Any], cfg: PipelineConfig) -> None:
     ]
     adapter = _asset(location(cfg, f"runs/{rid}/adapter"), f"adapter {rid}")
     meta = {k: info[k] for k in ("dataset_version", "base_model", "steps", "train_loss_last")}
-    _materialize(adapter, upstream, meta, render(info), Workspace(cfg.workspace))
+    _materialize(adapter, upstream, *with_env(cfg, meta, render(info)), Workspace(cfg.workspace))
 
 
 def record_report(run_id: str, cfg: PipelineConfig) -> None:
@@ -145,4 +155,4 @@ def record_report(run_id: str, cfg: PipelineConfig) -> None:
     ]
     report = _asset(location(cfg, f"runs/{run_id}/eval/report.md"), f"report {run_id}")
     meta = {"promoted": ev["promoted"], "n": ev["n"], "base": ev["base"], "tuned": ev["tuned"]}
-    _materialize(report, upstream, meta, render(info), Workspace(cfg.workspace))
+    _materialize(report, upstream, *with_env(cfg, meta, render(info)), Workspace(cfg.workspace))

@@ -226,6 +226,17 @@ def result_storage(cfg: StorageConfig) -> Any:
     return RemoteFileSystem(basepath=url, settings=cfg.storage_options)
 
 
+def task_results(ws: Workspace) -> str | Path:
+    """Where stage tasks persist their Prefect results, passed to each task explicitly (an
+    environment default would let the first workspace of a process win): the operator's
+    results block (``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``, e.g. the remote's, saved with
+    ``python -m faqforge.remote``) when one is set, else ``<workspace>/prefect/results``,
+    beside the stage folders the results point at."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().results.default_storage_block or ws.prefect_results
+
+
 def save_result_storage(cfg: StorageConfig, name: str = "faqforge-results") -> str:
     """Save the results block; return its slug for ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``."""
     block = result_storage(cfg)

@@ -1,4 +1,5 @@
-"""Process environment for running flows; must run before Prefect is imported.
+"""Process environment for running flows: the CLI sets it before Prefect is imported, and
+each flow again when it runs (a worker imports a flow without the CLI). Never on import.
 
 Only defaults are set (``setdefault``): anything the operator exported wins.
 """
@@ -6,10 +7,9 @@ Only defaults are set (``setdefault``): anything the operator exported wins.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 
-def prepare_environment(workspace: Path | None = None) -> None:
+def prepare_environment() -> None:
     # No telemetry (it fails and logs offline); the first ephemeral start can take ~20 s.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The SDK's own telemetry and its first-run notice on a terminal: Prefect documents the
@@ -23,8 +23,3 @@ def prepare_environment(workspace: Path | None = None) -> None:
     # A stored result is read back on a cache hit: JSON, never a pickle that reading would
     # execute (Prefect's default is pickle). Tasks that persist also say so themselves.
     os.environ.setdefault("PREFECT_RESULTS_DEFAULT_SERIALIZER", "json")
-    if workspace is not None:
-        # Task results live beside the files they point at, so both go when one is deleted.
-        os.environ.setdefault(
-            "PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(workspace / "prefect" / "results")
-        )

@@ -1,5 +1,2 @@
-"""Prefect flows: each only wires tasks from ``tasks/``."""
-
-from faqforge.runtime import prepare_environment
-
-prepare_environment()
+"""Prefect flows: each only wires tasks from ``tasks/``. Importing them changes nothing:
+each flow prepares the process environment (``faqforge.runtime``) when it runs."""

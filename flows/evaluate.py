@@ -16,6 +16,7 @@ from faqforge.locking import workspace_lock
 from faqforge.naming import flow_run_namer
 from faqforge.notify import notify_failure
 from faqforge.remote import fetch_run, mirror_report
+from faqforge.runtime import prepare_environment
 from faqforge.storage import Workspace
 from tasks.evaluate.stage import evaluate
 
@@ -52,6 +53,7 @@ def evaluate_flow(
         run: Run id (run-…) to evaluate; empty evaluates runs/LATEST.
         workspace: Workspace folder; empty keeps the config's `workspace`.
     """
+    prepare_environment()
     cfg = load_run_config(config, overrides, workspace=workspace)
     # An evaluation reads runs/CHAMPION first and may replace it last: one at a time, or the
     # slower of two would overwrite a promotion it never compared against.

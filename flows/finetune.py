@@ -18,6 +18,7 @@ from faqforge.lineage import record_adapter
 from faqforge.naming import flow_run_namer
 from faqforge.notify import notify_failure
 from faqforge.remote import fetch_dataset, mirror_run
+from faqforge.runtime import prepare_environment
 from faqforge.storage import Workspace
 from tasks.finetune import finetune
 from tasks.publish import version_damage
@@ -60,10 +61,12 @@ def finetune_flow(
         workspace: Workspace folder; empty keeps the config's `workspace`.
         resume: Continue a killed run from its last checkpoint instead of starting afresh.
     """
+    prepare_environment()
     cfg = load_run_config(config, overrides, workspace=workspace)
     ws = Workspace(cfg.workspace)
     version = fetch_dataset(dataset, cfg.storage, str(cfg.workspace))
-    summary = finetune(dataset_dir(ws, version), cfg.finetune, str(cfg.workspace), resume=resume)
+    summary = finetune(dataset_dir(ws, version), cfg.finetune, str(cfg.workspace), resume=resume,
+                       env_overrides=cfg.env_overrides)  # fmt: skip
     mirror_run(summary["run_id"], cfg.storage, str(cfg.workspace))
     record_adapter(summary, cfg)
     run = {"config": config, "overrides": overrides or [], "workspace": str(cfg.workspace)}

@@ -19,7 +19,8 @@ from faqforge.lineage import record_dataset
 from faqforge.locking import workspace_lock
 from faqforge.naming import flow_run_namer
 from faqforge.notify import notify_failure
-from faqforge.remote import mirror_dataset
+from faqforge.remote import mirror_dataset, task_results
+from faqforge.runtime import prepare_environment
 from faqforge.storage import Workspace
 from tasks.chunk import chunk
 from tasks.curate import curate
@@ -59,6 +60,7 @@ def refresh(
         force_regenerate: Ask the teacher (and judge) again for every chunk, replacing
             the cached replies: for after a bad teacher night.
     """
+    prepare_environment()
     cfg = load_run_config(config, overrides, source, workspace)
     # One refresh per workspace at a time: stage folders, LATEST and the eval state are shared.
     with workspace_lock(cfg.workspace, "refresh", cfg.lock_timeout_s):
@@ -67,9 +69,16 @@ def refresh(
         frozen, previous = frozen_state(home, new_eval), previous_version(home)
         references = reference_set(home, cfg.decontaminate)
         tokenizer_file = prepare_tokenizer(cfg, ws)
+        # The stages whose results Prefect keeps, told where (never through the environment).
+        store = task_results(home)
+        chunk_ = chunk.with_options(result_storage=store)
+        curate_ = curate.with_options(result_storage=store)
+        dedup_ = dedup.with_options(result_storage=store)
+        split_ = split.with_options(result_storage=store)
+        decontaminate_ = decontaminate.with_options(result_storage=store)
         # Each stage that leaves nothing stops the run there, with its counts and reasons.
         documents = stop_if_empty(ingest(str(cfg.source), cfg.ingest, ws), str(cfg.source))
-        chunks = stop_if_empty(chunk(documents, cfg.chunk, tokenizer_file, ws))
+        chunks = stop_if_empty(chunk_(documents, cfg.chunk, tokenizer_file, ws))
         generated = stop_if_empty(generate(chunks, cfg.teacher, ws, force_regenerate))
         judged = (
             stop_if_empty(judge(generated, chunks, cfg.teacher, ws, force_regenerate))
@@ -77,12 +86,12 @@ def refresh(
             else None
         )
         curated = stop_if_empty(
-            curate(judged or generated, cfg.curate, ws, chunks, cfg.teacher.max_answer_words)
+            curate_(judged or generated, cfg.curate, ws, chunks, cfg.teacher.max_answer_words)
         )
-        unique = stop_if_empty(dedup(curated, cfg.dedup, ws, runner=cfg.runner,
+        unique = stop_if_empty(dedup_(curated, cfg.dedup, ws, runner=cfg.runner,
                                      teacher=cfg.teacher))  # fmt: skip
-        halves = split(unique, cfg.split, ws, frozen)
-        clean = decontaminate(halves, cfg.decontaminate, ws, references)
+        halves = split_(unique, cfg.split, ws, frozen)
+        clean = decontaminate_(halves, cfg.decontaminate, ws, references)
         stages = [documents, chunks, generated, judged, curated, unique, halves, clean]
         counts = {s.stage: s.counts.as_dict() for s in stages if s is not None}
         validation = validate(clean, cfg.validate_, ws, previous, counts)

@@ -74,9 +74,16 @@ def gpu_slots(cfg: FinetuneConfig, devices: int) -> AbstractContextManager[Any]:
 
 
 def train_run(
-    dataset_dir: Path, cfg: FinetuneConfig, ws: Workspace, resume: bool = False
+    dataset_dir: Path,
+    cfg: FinetuneConfig,
+    ws: Workspace,
+    resume: bool = False,
+    env_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train into ``runs/<run-id>/`` unless its adapter is complete; return the run summary."""
+    """Train into ``runs/<run-id>/`` unless its adapter is complete; return the run summary.
+
+    ``env_overrides``: what ``FAQFORGE__*`` variables changed in the config, for the manifest.
+    """
     from faqforge.models import resolve_base_model
 
     manifest = _dataset_manifest(dataset_dir)
@@ -104,6 +111,7 @@ def train_run(
             "dataset_dir": dataset["dir"],
             "base_model": base_model,
             "config": cfg.model_dump(mode="json"),
+            "env_overrides": env_overrides or {},
             "metrics": metrics,
             "adapter_dir": str(adapter_dir),
             "merged_dir": str(merged) if merged.is_dir() else None,
@@ -233,11 +241,15 @@ def publish_artifacts(summary: dict[str, Any], ws: Workspace) -> None:
 
 @task(name="finetune")
 def finetune(
-    dataset_dir: str, cfg: FinetuneConfig, workspace: str, resume: bool = False
+    dataset_dir: str,
+    cfg: FinetuneConfig,
+    workspace: str,
+    resume: bool = False,
+    env_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train (or find) the adapter for this dataset version and config; return its run summary."""
     ws = Workspace(Path(workspace))
-    summary = train_run(Path(dataset_dir), cfg, ws, resume=resume)
+    summary = train_run(Path(dataset_dir), cfg, ws, resume, env_overrides)
     if in_prefect_run():
         publish_artifacts(summary, ws)
     return summary

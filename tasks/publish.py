@@ -119,6 +119,7 @@ def build_manifest(
         "previous_version": previous,
         "config_hash": cfg.dataset_hash(),
         "config": cfg.dump(),
+        "env_overrides": cfg.env_overrides,  # also in config: named here, where it is read
         "code_version": code_version(),
         "source": str(cfg.source),
         "documents": [

@@ -84,6 +84,14 @@ def test_precedence_file_then_env_then_set(tmp_path):
     assert cfg.teacher.max_retries == 1  # file beats default
 
 
+def test_the_environment_overrides_still_applied_are_recorded(tmp_path):
+    env = {"FAQFORGE__TEACHER__CONCURRENCY": "4", "FAQFORGE__TEACHER__TIMEOUT_S": "7"}
+    cfg = load_config(None, ["teacher.concurrency=9"], environ=env)
+    assert cfg.env_overrides == {"teacher.timeout_s": 7}  # --set replaced the other
+    assert cfg.dump()["env_overrides"] == {"teacher.timeout_s": 7}  # so manifests carry it
+    assert load_config(None, environ={}).env_overrides == {}
+
+
 def test_all_errors_reported_at_once_with_paths_and_allowed_values(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,38 @@ def run_refresh(prefect_harness, monkeypatch, tmp_path):
         )
 
     return run
+
+
+def test_importing_the_flows_changes_no_environment():
+    """Before, ``import flows`` set Prefect and Hugging Face variables as a side effect."""
+    set_by_runtime = ("PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK", "HF_HUB_OFFLINE",
+                      "TRANSFORMERS_OFFLINE", "PREFECT_RESULTS_DEFAULT_SERIALIZER")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in set_by_runtime}
+    code = ("import os; before = dict(os.environ); "
+            "import flows.pipeline, flows.refresh, flows.finetune, flows.evaluate; "
+            "print(sorted(set(os.environ.items()) ^ set(before.items())))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True, timeout=120).stdout  # fmt: skip
+    assert out.strip() == "[]"
+
+
+@pytest.mark.slow  # two whole refresh flows
+def test_each_workspace_keeps_its_own_results_and_env_overrides_are_recorded(
+    run_refresh, corpus, tmp_path, monkeypatch
+):
+    """Two workspaces in one process: each keeps its stage tasks' Prefect results (before,
+    the first workspace a process saw won), and a FAQFORGE__ variable shows in the manifest."""
+    from flows.refresh import refresh
+
+    monkeypatch.setenv("FAQFORGE__LOCK_TIMEOUT_S", "1")
+    first = run_refresh(corpus)
+    other = tmp_path / "other"
+    second = refresh(config="configs/tiny-llama_lora_cpu.yaml", source=str(corpus),
+                     workspace=str(other))  # fmt: skip
+    for ws, summary in ((tmp_path / "ws", first), (other, second)):
+        assert len(list((ws / "prefect" / "results").iterdir())) >= 5  # chunk … decontaminate
+        manifest = read_json(ws / "datasets" / summary["version"] / "manifest.json")
+        assert manifest["env_overrides"] == {"lock_timeout_s": 1}
 
 
 @pytest.mark.slow  # the whole refresh flow

@@ -32,21 +32,19 @@ def is_pickle(path: Path) -> bool:
 
 
 def test_workspace_and_prefect_results_hold_no_pickles(prefect_harness, monkeypatch, tmp_path):
-    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
-
     from flows.finetune import finetune_flow
     from flows.refresh import refresh
 
     monkeypatch.chdir(ROOT)
-    corpus, ws, results = tmp_path / "corpus", tmp_path / "ws", tmp_path / "results"
+    corpus, ws = tmp_path / "corpus", tmp_path / "ws"
+    results = ws / "prefect" / "results"  # where the refresh flow tells its stages to keep them
     corpus.mkdir()
     for path in sorted((ROOT / "faqforge" / "sample_corpus").glob("*.md"))[:3]:
         shutil.copy(path, corpus / path.name)
     train = ["finetune.max_steps=4", "finetune.save_steps=2", "finetune.eval_steps=2",
              "finetune.sample_questions=1", "finetune.max_length=128"]  # fmt: skip
-    with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}):
-        refresh("configs/tiny-llama_lora_cpu.yaml", [], str(corpus), str(ws))
-        run = finetune_flow("configs/tiny-llama_lora_cpu.yaml", train, workspace=str(ws))
+    refresh("configs/tiny-llama_lora_cpu.yaml", [], str(corpus), str(ws))
+    run = finetune_flow("configs/tiny-llama_lora_cpu.yaml", train, workspace=str(ws))
 
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     checkpoints = list(Path(run["run_dir"]).glob("trainer/checkpoint-*"))
