@@ -226,15 +226,23 @@ def result_storage(cfg: StorageConfig) -> Any:
     return RemoteFileSystem(basepath=url, settings=cfg.storage_options)
 
 
-def task_results(ws: Workspace) -> str | Path:
+def task_results(ws: Workspace) -> Any:
     """Where stage tasks persist their Prefect results, passed to each task explicitly (an
-    environment default would let the first workspace of a process win): the operator's
-    results block (``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``, e.g. the remote's, saved with
-    ``python -m faqforge.remote``) when one is set, else ``<workspace>/prefect/results``,
-    beside the stage folders the results point at."""
-    from prefect.settings import get_current_settings
+    environment default would let the first workspace of a process win): a results block
+    the operator chose (``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``, or the server's default
+    from ``prefect result-storage set``, e.g. the remote's, saved by
+    ``python -m faqforge.remote``), else ``<workspace>/prefect/results``, beside the stage
+    folders the results point at."""
+    from prefect.filesystems import LocalFileSystem
+    from prefect.results import get_default_result_storage
 
-    return get_current_settings().results.default_storage_block or ws.prefect_results
+    chosen = get_default_result_storage()
+    return (
+        ws.prefect_results
+        if isinstance(chosen, LocalFileSystem)
+        and getattr(chosen, "_block_document_id", None) is None
+        else chosen
+    )
 
 
 def save_result_storage(cfg: StorageConfig, name: str = "faqforge-results") -> str:

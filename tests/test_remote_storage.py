@@ -22,6 +22,7 @@ from faqforge.remote import (
     local_files,
     pull_dataset,
     push_dir,
+    save_result_storage,
 )
 from faqforge.storage import Workspace, read_json, read_run_manifest
 
@@ -144,15 +145,18 @@ def test_readers_take_only_complete_folders_on_memory(memory_remote, tmp_path):
         pull_dataset(remote, ws, "ds-none")
 
 
-def test_stage_results_are_kept_beside_the_workspace_or_in_the_operators_block(tmp_path):
+def test_stage_results_are_kept_beside_the_workspace_or_in_the_operators_block(
+    prefect_harness, tmp_path
+):
     from prefect.settings import PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK, temporary_settings
 
     from faqforge.remote import task_results
 
     ws = Workspace(tmp_path / "ws")
     assert task_results(ws) == ws.prefect_results
-    with temporary_settings({PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK: "local-file-system/r"}):
-        assert task_results(ws) == "local-file-system/r"
+    slug = save_result_storage(StorageConfig(remote_url=f"file://{tmp_path / 'r'}"), "ws-test")
+    with temporary_settings({PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK: slug}):
+        assert task_results(ws).basepath == str(tmp_path / "r" / "prefect-results")
 
 
 def test_task_results_on_a_remote_file_system_block(prefect_harness):
