@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from faqforge.storage import Workspace, iter_jsonl, read_json, read_run_manifest
+from faqforge.storage import RunManifest, Workspace, iter_jsonl, read_json, read_run_manifest
 
 EXCERPT_CHARS = 240
 MAX_LISTED = 50  # documents shown in markdown (an artifact of 10k lines helps nobody)
@@ -56,7 +56,7 @@ def dataset_versions(ws: Workspace) -> list[str]:
     return [name for _, name in sorted(found)]
 
 
-def run_manifests(ws: Workspace) -> list[dict[str, Any]]:
+def run_manifests(ws: Workspace) -> list[RunManifest]:
     return [read_run_manifest(ws, p.parent) for p in sorted(ws.runs.glob("*/manifest.json"))]
 
 
@@ -76,14 +76,13 @@ def evaluation(ws: Workspace, run_id: str) -> dict[str, Any] | None:
     }
 
 
-def run_summary(ws: Workspace, manifest: dict[str, Any]) -> dict[str, Any]:
-    metrics = manifest.get("metrics") or {}
-    run_id = manifest["run_id"]
+def run_summary(ws: Workspace, manifest: RunManifest) -> dict[str, Any]:
+    metrics, run_id = manifest.metrics, manifest.run_id
     return {
         "run_id": run_id,
-        "dataset_version": manifest["dataset_version"],
-        "base_model": manifest["base_model"],
-        "adapter_dir": manifest["adapter_dir"],
+        "dataset_version": manifest.dataset_version,
+        "base_model": manifest.base_model,
+        "adapter_dir": manifest.adapter_dir,
         "steps": metrics.get("steps"),
         "train_loss_last": metrics.get("train_loss_last"),
         "evaluation": evaluation(ws, run_id),
@@ -92,7 +91,7 @@ def run_summary(ws: Workspace, manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def runs_of(ws: Workspace, versions: set[str]) -> list[dict[str, Any]]:
-    return [run_summary(ws, m) for m in run_manifests(ws) if m["dataset_version"] in versions]
+    return [run_summary(ws, m) for m in run_manifests(ws) if m.dataset_version in versions]
 
 
 def dataset_summary(ws: Workspace, version: str) -> dict[str, Any]:
@@ -124,7 +123,7 @@ def dataset_lineage(ws: Workspace, version: str) -> dict[str, Any]:
 
 def run_lineage(ws: Workspace, run_id: str) -> dict[str, Any]:
     manifest = read_run_manifest(ws, ws.runs / run_id)
-    version = manifest["dataset_version"]
+    version = manifest.dataset_version
     local = (ws.datasets / version / "manifest.json").is_file()
     dataset = dataset_summary(ws, version) if local else None
     if dataset is not None:

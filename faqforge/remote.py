@@ -37,10 +37,9 @@ from faqforge.config import FinetuneConfig, StorageConfig
 from faqforge.storage import (
     Workspace,
     file_hash,
-    portable_run_manifest,
     publish_dir,
-    read_json,
-    write_json,
+    read_run_manifest,
+    write_run_manifest,
 )
 from faqforge.tasking import IO_RETRIES
 
@@ -198,16 +197,16 @@ def pull_run(remote: Remote, ws: Workspace, run_id: str | None) -> str | None:
     _fetch(remote, f"runs/{run_id}", run_dir, ws)
     from faqforge.models import resolve_base_model
 
-    manifest = read_json(run_dir / "manifest.json")
-    version = pull_dataset(remote, ws, manifest["dataset_version"])
+    manifest = read_run_manifest(ws, run_dir, resolve=False)
+    version = pull_dataset(remote, ws, manifest.dataset_version)
     merged = run_dir / "merged"
-    manifest |= {  # manifests written before paths were workspace-relative name the trainer's
+    here = {  # manifests written before paths were workspace-relative name the trainer's
         "dataset_dir": str(ws.datasets / str(version)),
         "adapter_dir": str(run_dir / "adapter"),
         "merged_dir": str(merged) if merged.is_dir() else None,
-        "base_model": resolve_base_model(FinetuneConfig.model_validate(manifest["config"]), ws),
+        "base_model": resolve_base_model(FinetuneConfig.model_validate(manifest.config), ws),
     }
-    write_json(run_dir / "manifest.json", portable_run_manifest(ws, manifest))
+    write_run_manifest(ws, run_dir, manifest.model_copy(update=here))
     return run_id
 
 

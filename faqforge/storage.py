@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from faqforge.integrity import REPAIR, read_json_object, read_pointer_value
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from faqforge.integrity import REPAIR, DamagedFile, read_json_object, read_pointer_value
 from faqforge.records import Record
 
 R = TypeVar("R", bound=Record)
@@ -278,15 +280,49 @@ def workspace_relative(ws: Workspace, obj: Any) -> Any:
     return obj
 
 
-# Run-manifest fields that are workspace paths: written relative, read back absolute.
+class RunManifest(BaseModel):
+    """``runs/<run-id>/manifest.json``: what finetune hands to evaluate, the remote and
+    lineage, written and read only through ``write_run_manifest``/``read_run_manifest``.
+
+    Its workspace paths are written relative (a copied or mirrored workspace reads them)
+    and read back absolute. Fields a later version adds are ignored by an older reader.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    run_id: str
+    dataset_version: str
+    dataset_content_hash: str | None = None
+    dataset_dir: str
+    base_model: str
+    config: dict[str, Any]  # the run's FinetuneConfig, as trained
+    env_overrides: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    adapter_dir: str
+    merged_dir: str | None = None
+
+
 RUN_PATHS = ("dataset_dir", "adapter_dir", "merged_dir", "base_model")
 
 
-def portable_run_manifest(ws: Workspace, manifest: dict[str, Any]) -> dict[str, Any]:
-    return {k: ws.relative(v) if k in RUN_PATHS and v else v for k, v in manifest.items()}
+def write_run_manifest(ws: Workspace, run_dir: Path, manifest: RunManifest) -> None:
+    data = manifest.model_dump(mode="json")
+    write_json(
+        run_dir / "manifest.json",
+        {k: ws.relative(v) if k in RUN_PATHS and v else v for k, v in data.items()},
+    )
 
 
-def read_run_manifest(ws: Workspace, run_dir: Path) -> dict[str, Any]:
-    """``runs/<id>/manifest.json`` with its workspace paths made absolute for this machine."""
-    manifest = read_json_object(run_dir / "manifest.json", required=("run_id",))
-    return {k: ws.resolve(v) if k in RUN_PATHS and v else v for k, v in manifest.items()}
+def read_run_manifest(ws: Workspace, run_dir: Path, resolve: bool = True) -> RunManifest:
+    """The run's manifest, its workspace paths made absolute for this machine (``resolve``;
+    without it, as the writer wrote them)."""
+    path = run_dir / "manifest.json"
+    data = read_json_object(path, required=("run_id",))
+    if resolve:
+        data = {k: ws.resolve(v) if k in RUN_PATHS and v else v for k, v in data.items()}
+    try:
+        return RunManifest.model_validate(data)
+    except ValidationError as exc:
+        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise DamagedFile(path, f"not a run manifest ({problem})",
+                          f"delete {run_dir} and train the run again") from None  # fmt: skip

@@ -38,7 +38,13 @@ from prefect import task
 from faqforge.artifacts import artifact_key, cell, embed_image
 from faqforge.config import FinetuneConfig, stable_hash
 from faqforge.locking import workspace_lock
-from faqforge.storage import Workspace, iter_jsonl, portable_run_manifest, read_json, write_json
+from faqforge.storage import (
+    RunManifest,
+    Workspace,
+    iter_jsonl,
+    read_json,
+    write_run_manifest,
+)
 from faqforge.tasking import in_prefect_run
 from tasks.training.launch import TrainSpec, launch_command, run_training
 
@@ -102,21 +108,19 @@ def train_run(
     with workspace_lock(ws.root, f"finetune-{rid}"):
         metrics = _train_unless_complete(rid, dataset, base_model, cfg, ws, resume)
     merged = run_dir / "merged"
-    write_json(
-        run_dir / "manifest.json",
-        portable_run_manifest(ws, {
-            "run_id": rid,
-            "dataset_version": dataset["version"],
-            "dataset_content_hash": dataset["content_hash"],
-            "dataset_dir": dataset["dir"],
-            "base_model": base_model,
-            "config": cfg.model_dump(mode="json"),
-            "env_overrides": env_overrides or {},
-            "metrics": metrics,
-            "adapter_dir": str(adapter_dir),
-            "merged_dir": str(merged) if merged.is_dir() else None,
-        }),
-    )  # fmt: skip
+    run_manifest = RunManifest(
+        run_id=rid,
+        dataset_version=dataset["version"],
+        dataset_content_hash=dataset["content_hash"],
+        dataset_dir=dataset["dir"],
+        base_model=base_model,
+        config=cfg.model_dump(mode="json"),
+        env_overrides=env_overrides or {},
+        metrics=metrics,
+        adapter_dir=str(adapter_dir),
+        merged_dir=str(merged) if merged.is_dir() else None,
+    )
+    write_run_manifest(ws, run_dir, run_manifest)
     ws.write_pointer(ws.RUNS_LATEST, rid)
     return {
         "run_id": rid,

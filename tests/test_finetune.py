@@ -99,14 +99,14 @@ def test_run_folder_layout_and_lineage(planted_run):
     raw = read_json(run_dir / "manifest.json")
     assert raw["adapter_dir"] == f"runs/{s['run_id']}/adapter"  # workspace-relative: portable
     manifest = read_run_manifest(Workspace(ws), run_dir)
-    assert manifest["adapter_dir"] == str(run_dir / "adapter")
-    assert manifest["dataset_version"] == s["dataset_version"] == "ds-planted"
-    assert manifest["dataset_content_hash"] == "test"
-    assert manifest["dataset_dir"] == str(planted_run["dataset"])
-    assert manifest["base_model"] == cfg.base_model
-    assert manifest["config"] == cfg.model_dump(mode="json")
-    assert manifest["metrics"] == s["metrics"] == read_json(run_dir / "train_metrics.json")
-    assert manifest["merged_dir"] == str(run_dir / "merged")
+    assert manifest.adapter_dir == str(run_dir / "adapter")
+    assert manifest.dataset_version == s["dataset_version"] == "ds-planted"
+    assert manifest.dataset_content_hash == "test"
+    assert manifest.dataset_dir == str(planted_run["dataset"])
+    assert manifest.base_model == cfg.base_model
+    assert manifest.config == cfg.model_dump(mode="json")
+    assert manifest.metrics == s["metrics"] == read_json(run_dir / "train_metrics.json")
+    assert manifest.merged_dir == str(run_dir / "merged")
     assert Workspace(ws).read_pointer("runs/LATEST") == s["run_id"]
     # Checkpoints every save_steps (50), the last two kept.
     assert sorted(p.name for p in (run_dir / "trainer").glob("checkpoint-*")) == [

@@ -119,7 +119,7 @@ def test_lineage_of_a_training_pair_back_to_its_chunk_and_forward_to_runs(chain)
     doc = info["document"]
     assert doc["path"] == str(chain["corpus"] / pair["source"])
     manifest = read_json(ws / "datasets" / version / "manifest.json")
-    (listed,) = [d for d in manifest["documents"] if d["doc_id"] == pair["doc_id"]]
+    (listed,) = [d for d in manifest.documents if d["doc_id"] == pair["doc_id"]]
     assert doc["content_hash"] == listed["content_hash"]
     # The chunk, from the chunk stage's output: its heading path, and text the answer came from.
     chunk = info["chunk"]

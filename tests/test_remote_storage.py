@@ -74,7 +74,7 @@ def test_finetune_in_an_empty_workspace_trains_on_the_remote_dataset(chain, tmp_
     assert run["dataset_version"] == version
     same_files(chain["ws"] / "datasets" / version, ws_b / "datasets" / version)
     manifest = read_run_manifest(Workspace(ws_b), ws_b / "runs" / run["run_id"])
-    assert manifest["dataset_dir"] == str(ws_b / "datasets" / version)
+    assert manifest.dataset_dir == str(ws_b / "datasets" / version)
     assert (Path(run["adapter_dir"]) / "adapter_model.safetensors").is_file()
     assert not (ws_b / "tmp").exists() or not any((ws_b / "tmp").iterdir())
 
@@ -88,9 +88,9 @@ def test_evaluate_in_an_empty_workspace_fetches_run_and_dataset(chain, tmp_path)
     raw = read_json(ws_c / "runs" / rid / "manifest.json")
     assert raw["adapter_dir"] == f"runs/{rid}/adapter"  # workspace-relative: portable
     manifest = read_run_manifest(Workspace(ws_c), ws_c / "runs" / rid)
-    assert manifest["dataset_dir"] == str(ws_c / "datasets" / manifest["dataset_version"])
-    assert manifest["adapter_dir"] == str(ws_c / "runs" / rid / "adapter")
-    assert Path(manifest["base_model"]).is_relative_to(ws_c)  # rebuilt here, same seed
+    assert manifest.dataset_dir == str(ws_c / "datasets" / manifest.dataset_version)
+    assert manifest.adapter_dir == str(ws_c / "runs" / rid / "adapter")
+    assert Path(manifest.base_model).is_relative_to(ws_c)  # rebuilt here, same seed
     assert result["report"] == str(ws_c / "runs" / rid / "eval" / "report.md")
     assert result["metrics"]["n"] == 6  # evaluate.max_items=3 per probe
 

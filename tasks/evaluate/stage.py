@@ -30,6 +30,7 @@ from faqforge.artifacts import artifact_key, embed_image
 from faqforge.config import EvaluateConfig, TeacherConfig, stable_hash
 from faqforge.records import KNOWLEDGE, PROBES, UNSEEN_DOCUMENTS, EvalItem, QAPair
 from faqforge.storage import (
+    RunManifest,
     Workspace,
     atomic_write_text,
     read_json,
@@ -59,7 +60,7 @@ def judge_skip_note(teacher: TeacherConfig | None, cfg: EvaluateConfig) -> str |
     return None
 
 
-def champion_run(ws: Workspace, run_id: str) -> tuple[str | None, dict[str, Any] | None]:
+def champion_run(ws: Workspace, run_id: str) -> tuple[str | None, RunManifest | None]:
     """The current champion's id, and its manifest when it is another run still on disk."""
     champ = ws.read_pointer(ws.RUNS_CHAMPION)
     path = ws.runs / champ / "manifest.json" if champ else None
@@ -69,8 +70,8 @@ def champion_run(ws: Workspace, run_id: str) -> tuple[str | None, dict[str, Any]
 
 
 def generate(
-    manifest: dict[str, Any],
-    champ: dict[str, Any] | None,
+    manifest: RunManifest,
+    champ: RunManifest | None,
     questions: list[str],
     cfg: EvaluateConfig,
     cache: EvalCache,
@@ -78,21 +79,21 @@ def generate(
     """Answers per side (base, tuned, champion when there is one), backend and why."""
     from tasks.evaluate.answers import answer_all, choose_backend
 
-    base_model, adapter = manifest["base_model"], manifest["adapter_dir"]
-    prompt = manifest["config"]["system_prompt"]
-    champ_adapter = champ["adapter_dir"] if champ else None
+    base_model, adapter = manifest.base_model, manifest.adapter_dir
+    prompt = manifest.config["system_prompt"]
+    champ_adapter = champ.adapter_dir if champ else None
     backend, why = choose_backend(cfg, [adapter, champ_adapter])
-    same_base = champ is not None and champ["base_model"] == base_model
+    same_base = champ is not None and champ.base_model == base_model
     adapters = [None, adapter, *([champ_adapter] if same_base else [])]
     answers = answer_all(base_model, adapters, questions, cfg, prompt, cache, backend)
     sides = dict(zip(["base", "tuned", "champion"], answers, strict=False))
     if champ is not None and not same_base:
         sides["champion"] = answer_all(
-            champ["base_model"],
+            champ.base_model,
             [champ_adapter],
             questions,
             cfg,
-            champ["config"]["system_prompt"],
+            champ.config["system_prompt"],
             cache,
             backend,
         )[0]
@@ -195,12 +196,12 @@ def evaluate_run(
     from tasks.training.outputs import add_evaluation_to_card
 
     manifest = read_run_manifest(ws, run_dir)
-    items = read_records(Path(manifest["dataset_dir"]) / "eval.jsonl", EvalItem)
+    items = read_records(Path(manifest.dataset_dir) / "eval.jsonl", EvalItem)
     pairs, untaught = scored_items(items, cfg)
     refs = [p.answer for p in pairs]
     questions = [p.question for p in pairs]
     cache = EvalCache(ws.eval_cache)
-    champ_id, champ = champion_run(ws, manifest["run_id"])
+    champ_id, champ = champion_run(ws, manifest.run_id)
     answers, backend, why = generate(manifest, champ, questions, cfg, cache)
     texts = {side: [a.text for a in ans] for side, ans in answers.items()}
     scores: dict[str, list[dict[str, float | None]]] = {
@@ -264,12 +265,12 @@ def evaluate_run(
         degenerate=problems,
     )
     if verdict.promoted:
-        ws.write_pointer(ws.RUNS_CHAMPION, manifest["run_id"])
+        ws.write_pointer(ws.RUNS_CHAMPION, manifest.run_id)
 
-    base_model, adapter = manifest["base_model"], manifest["adapter_dir"]
+    base_model, adapter = manifest.base_model, manifest.adapter_dir
     lineage = {
-        "run_id": manifest["run_id"],
-        "dataset_version": manifest["dataset_version"],
+        "run_id": manifest.run_id,
+        "dataset_version": manifest.dataset_version,
         "n": len(pairs),
         "eval_items_hash": stable_hash(sorted(p.id for p in pairs), 12),
         # Workspace-relative (a report is read on other machines, and in the UI).
@@ -279,7 +280,7 @@ def evaluate_run(
         "backend": backend,
         "backend_why": why,
         "max_new_tokens": cfg.max_new_tokens,
-        "system_prompt_hash": stable_hash(manifest["config"]["system_prompt"], 12),
+        "system_prompt_hash": stable_hash(manifest.config["system_prompt"], 12),
         "judge": {
             "enabled": judged is not None,
             "model": judge_model,
@@ -301,7 +302,7 @@ def evaluate_run(
         "degenerate": {side: shape[side].as_dict() for side in SIDES},
         "promoted": verdict.promoted,
         "n": len(pairs),
-        "dataset_version": manifest["dataset_version"],
+        "dataset_version": manifest.dataset_version,
         "adapter": adapter,
         "base_model": base_model,
         "champion": knowledge.get("champion"),
@@ -338,7 +339,7 @@ def evaluate_run(
         base_model, adapter, cfg.regression_data, out / "harness", cfg.regression_limit
     )
     metrics["regression"] = regression
-    dataset_manifest = Path(manifest["dataset_dir"]) / "manifest.json"
+    dataset_manifest = Path(manifest.dataset_dir) / "manifest.json"
     rules = read_json(dataset_manifest).get("eval", {}).get("probes", {})
     extra = {
         "rules": {probe: r.get("decontamination") for probe, r in rules.items()},
