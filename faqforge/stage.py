@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,6 +24,7 @@ from faqforge.records import Record, Rejection
 from faqforge.storage import R, Workspace, file_hash, publish_dir, read_records, write_jsonl
 
 log = logging.getLogger("faqforge.stage")
+M = TypeVar("M", bound=BaseModel)
 
 
 class StageCounts(BaseModel):
@@ -71,6 +72,11 @@ class StageOutput(BaseModel):
 
     def path(self, name: str) -> Path:
         return Path(self.dir) / self.files[name]
+
+    def stats_as(self, model: type[M]) -> M:
+        """The stats read through the model their stage writes them with: one definition of
+        each hand-off (``SplitStats``, ``GeneratedStats``), checked by mypy at both ends."""
+        return model.model_validate(self.stats)
 
     def read(self, name: str, cls: type[R]) -> list[R]:
         """The records of ``name``, after checking the file is the one this output wrote."""

@@ -25,6 +25,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec
 
+from pydantic import BaseModel
+
 from faqforge.artifacts import artifact_key, stage_workspace
 from faqforge.config import stable_hash
 from faqforge.records import Record
@@ -102,7 +104,8 @@ def publish_counts_artifact(out: StageOutput) -> None:
 
 
 Outputs = Mapping[str, Any]  # file name → its records (``Record``s or dicts)
-Computed = tuple[Outputs, StageCounts, dict[str, Any]]
+# Stats as a dict, or as the pydantic model downstream stages read them through.
+Computed = tuple[Outputs, StageCounts, dict[str, Any] | BaseModel]
 KeyOn = Literal["inputs", "output"]
 P = ParamSpec("P")
 
@@ -126,7 +129,8 @@ def run_stage(
         key = params_key(stage, module, params)
         if (done := finished_output(ws, stage, key)) is not None:
             return done
-    outputs, counts, stats = compute()
+    outputs, counts, computed = compute()
+    stats = computed.model_dump(mode="json") if isinstance(computed, BaseModel) else computed
     if key_on == "output":
         key = params_key(stage, module, {**params, "output": content_hash(outputs)})
         done = finished_output(ws, stage, key)

@@ -45,6 +45,7 @@ from faqforge.tasking import Computed, stage
 from tasks.minhash import SEED, LSHIndex, jaccard
 from tasks.minhash import signatures as minhash_signatures
 from tasks.references import Reference, ReferenceSet, from_pairs, load_references
+from tasks.split import SplitStats
 from tasks.text import normalise, shingles, word_ngrams, words
 
 STAGE = "decontaminate"
@@ -242,7 +243,7 @@ def decontaminate(
     """
 
     train, evals = split.read("train", QAPair), split.read("eval", EvalItem)
-    current = from_pairs(evals, f"eval:{split.stats.get('eval_version', 'current')}")
+    current = from_pairs(evals, f"eval:{split.stats_as(SplitStats).eval_version}")
     extra = load_references(Workspace(Path(workspace)), references or ReferenceSet())
     kept, rejected = remove_eval_overlap(train, current + extra, cfg)
     evals = with_teachers(evals, kept)

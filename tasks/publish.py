@@ -57,6 +57,7 @@ from tasks.diff import (
     retention,
     rows_of,
 )
+from tasks.split import SplitStats
 from tasks.split_registry import (
     EVAL_STATE,
     eval_state,
@@ -233,7 +234,8 @@ def register_eval(
     ws: Workspace, split: StageOutput, items: list[EvalItem], untaught: int
 ) -> dict[str, Any]:
     """Save the eval version this dataset uses; the manifest's ``eval`` block describes it."""
-    parent = split.stats.get("eval_parent")
+    stats = split.stats_as(SplitStats)
+    parent = stats.eval_parent
     version = save_eval_version(ws, items, {"parent": parent})
     probes = {
         probe: {"items": sum(e.probe == probe for e in items), **rules}
@@ -245,7 +247,7 @@ def register_eval(
         "parent": parent,  # None: split afresh (first refresh or --new-eval)
         "items": len(items),
         "probes": probes,
-        "carried": split.stats.get("carried_eval", 0),
+        "carried": stats.carried_eval,
         "all_versions": eval_versions(ws),
     }
 

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from faqforge.config import SplitConfig
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair, Rejection
 from faqforge.stage import StageCounts, StageOutput
@@ -192,25 +194,39 @@ def split_pairs(pairs: list[QAPair], cfg: SplitConfig, frozen: FrozenEval | None
     return Split(train, [*items, *knowledge, *unseen], rejected, carried, train_docs)
 
 
-def split_stats(result: Split, frozen: FrozenEval | None) -> dict[str, Any]:
-    version = eval_version_id(result.eval)
+class SplitStats(BaseModel):
+    """What split hands to decontaminate and publish besides its records
+    (``out.stats_as(SplitStats)``)."""
+
+    train: int
+    eval: int
+    train_docs: int
+    eval_docs: int
+    knowledge: int
+    unseen_documents: int
+    train_facts: int
+    carried_eval: int
+    eval_version: str
+    eval_parent: str | None  # the frozen version this one extends (equal: nothing new)
+
+
+def split_stats(result: Split, frozen: FrozenEval | None) -> SplitStats:
     probes = {
         probe: [p for p in result.eval if p.probe == probe]
         for probe in (KNOWLEDGE, UNSEEN_DOCUMENTS)
     }
-    return {
-        "train": len(result.train),
-        "eval": len(result.eval),
-        "train_docs": len({p.doc_id for p in result.train}),
-        "eval_docs": len({p.doc_id for p in probes[UNSEEN_DOCUMENTS]}),
-        "knowledge": len(probes[KNOWLEDGE]),
-        "unseen_documents": len(probes[UNSEEN_DOCUMENTS]),
-        "train_facts": len(by_fact(result.train)),
-        "carried_eval": result.carried,
-        "eval_version": version,
-        # The frozen version this one extends (equal when no new eval item came in).
-        "eval_parent": frozen.version if frozen else None,
-    }
+    return SplitStats(
+        train=len(result.train),
+        eval=len(result.eval),
+        train_docs=len({p.doc_id for p in result.train}),
+        eval_docs=len({p.doc_id for p in probes[UNSEEN_DOCUMENTS]}),
+        knowledge=len(probes[KNOWLEDGE]),
+        unseen_documents=len(probes[UNSEEN_DOCUMENTS]),
+        train_facts=len(by_fact(result.train)),
+        carried_eval=result.carried,
+        eval_version=eval_version_id(result.eval),
+        eval_parent=frozen.version if frozen else None,
+    )
 
 
 @stage(STAGE)

@@ -10,11 +10,12 @@ import pytest
 
 from faqforge.config import DecontaminateConfig
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair, Rejection
-from faqforge.stage import StageCounts, save_output
+from faqforge.stage import StageCounts, StageOutput, save_output
 from faqforge.storage import Workspace
 from tasks.decontaminate import decontaminate, remove_eval_overlap
 from tasks.references import ReferenceSet, load_references, read_references, reference_set
-from tasks.split_registry import save_eval_version
+from tasks.split import SplitStats
+from tasks.split_registry import eval_version_id, save_eval_version
 
 CFG_DEFAULT = DecontaminateConfig()
 SENTENCE = "the teacher is only called for chunks whose text hash is not already in the cache"
@@ -31,6 +32,22 @@ EVAL = [  # items of the unseen-documents probe: their content stays out of trai
     EvalItem(**qa("e1", "When is the teacher called?", f"In short: {SENTENCE}.").to_dict()),
     EvalItem(**qa("e2", "What is a chunk?", "A window.").to_dict()),  # 6 words: one whole gram
 ]
+
+
+def split_output(ws: Workspace, key: str, train: list, evals: list) -> StageOutput:
+    """A split stage's output as split writes it: its records, counts and ``SplitStats``."""
+    stats = SplitStats(
+        train=len(train), eval=len(evals), train_docs=len({p.doc_id for p in train}),
+        eval_docs=0, knowledge=sum(e.probe == KNOWLEDGE for e in evals),
+        unseen_documents=sum(e.probe != KNOWLEDGE for e in evals),
+        train_facts=len({p.fact_id for p in train}), carried_eval=0,
+        eval_version=eval_version_id(evals), eval_parent=None,
+    )  # fmt: skip
+    n = len(train) + len(evals)
+    counts = StageCounts.of(n, n, [])
+    return save_output(
+        ws, "split", key, {"train": train, "eval": evals}, counts, stats.model_dump()
+    )
 
 
 @pytest.mark.parametrize(
@@ -182,8 +199,7 @@ def test_task_fn_reads_earlier_eval_versions(tmp_path):
     ws = Workspace(tmp_path)
     old = save_eval_version(ws, [EVAL[0]], {"parent": None})  # an eval split since redrawn
     train = [qa("t1", "Why are reruns cheap?", SENTENCE), qa("t2", "What is dedup?", "Removal.")]
-    upstream = save_output(ws, "split", "k", {"train": train, "eval": [EVAL[1]]},
-                           StageCounts.of(3, 3, []))  # fmt: skip
+    upstream = split_output(ws, "k", train, [EVAL[1]])
     out = decontaminate.fn(
         upstream, DecontaminateConfig(), str(tmp_path), reference_set(ws, DecontaminateConfig())
     )
@@ -200,8 +216,7 @@ def test_task_fn_reads_earlier_eval_versions(tmp_path):
 def test_task_fn_passes_eval_through(tmp_path):
     ws = Workspace(tmp_path)
     train = [qa("t1", "Why are reruns cheap?", SENTENCE), qa("t2", "What is dedup?", "Removal.")]
-    upstream = save_output(ws, "split", "k", {"train": train, "eval": EVAL},
-                           StageCounts.of(4, 4, []))  # fmt: skip
+    upstream = split_output(ws, "k", train, EVAL)
     out = decontaminate.fn(upstream, DecontaminateConfig(), str(tmp_path))
     assert set(out.files) == {"train", "eval", "rejections"}
     assert [p.id for p in out.read("train", QAPair)] == ["t2"]
@@ -265,15 +280,13 @@ def test_task_fn_names_the_teaching_pairs_that_survive(tmp_path):
              sibling("t2", "What is the dedup stage responsible for, then?"),  # near: removed
              qa("t3", "What is a chunk?", "A window of a document.")]  # fmt: skip
     evals = [replace(probe_item(KNOWLEDGE), taught_by=["t1", "t2"])]
-    upstream = save_output(ws, "split", "k", {"train": train, "eval": evals},
-                           StageCounts.of(4, 4, []))  # fmt: skip
+    upstream = split_output(ws, "k", train, evals)
     out = decontaminate.fn(upstream, CFG_DEFAULT, str(tmp_path))
     assert [p.id for p in out.read("train", QAPair)] == ["t1", "t3"]
     (item,) = out.read("eval", EvalItem)
     assert item.taught_by == ["t1"] and out.stats["knowledge_untaught"] == 0
     # With every sibling removed, the item is left untaught (and evaluation skips it).
-    upstream = save_output(ws, "split", "k2", {"train": train[1:], "eval": evals},
-                           StageCounts.of(3, 3, []))  # fmt: skip
+    upstream = split_output(ws, "k2", train[1:], evals)
     out = decontaminate.fn(upstream, CFG_DEFAULT, str(tmp_path))
     assert out.read("eval", EvalItem)[0].taught_by == [] and out.stats["knowledge_untaught"] == 1
 
