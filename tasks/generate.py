@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +88,11 @@ def make_pairs(chunk: Chunk, reply: TeacherReply, teacher: Teacher) -> list[QAPa
     return list(pairs.values())
 
 
-@dataclass
 class GenerateStats(Traffic):
-    """The fan-out's traffic, and what became of the replies."""
+    """The fan-out's traffic and what became of the replies: generate's stats, as judge and
+    publish read them (``out.stats_as(GenerateStats)``)."""
 
+    teacher: str = ""
     duplicate_pairs: int = 0
     retired_chunks: int = 0
     retired_pairs: int = 0
@@ -224,10 +225,7 @@ def generate(
         raise
     rows = result.ledger.rows
     ledger = {**result.ledger.summary(), "file": write_ledger(ws, result.ledger) if rows else None}
-    stats = {
-        **asdict(result.stats),
-        "teacher": teacher.name,
-        "prompt_version": teacher.prompt_version,
-        "ledger": ledger,
-    }
+    stats = result.stats.model_copy(
+        update={"teacher": teacher.name, "prompt_version": teacher.prompt_version, "ledger": ledger}
+    )
     return {"pairs": result.pairs, "rejections": result.rejections}, result.counts(), stats

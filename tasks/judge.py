@@ -32,6 +32,7 @@ from faqforge.teachers.orchestration import (
 )
 from faqforge.teachers.pair_rater import PairRater, Verdict
 from faqforge.teachers.schema import Rating
+from tasks.generate import GenerateStats
 
 STAGE = "judge"
 
@@ -63,13 +64,19 @@ def write_verdict(path: Path, verdict: Verdict, judge: PairRater) -> None:
     )
 
 
+class JudgeStats(Traffic):
+    """The judge's traffic: judge's stats, as publish reads them."""
+
+    judge: str = ""
+
+
 @dataclass
 class JudgeResult:
     kept: list[QAPair]
     rejections: list[Rejection]
     n_pairs: int
     ledger: Ledger
-    stats: Traffic = field(default_factory=Traffic)
+    stats: JudgeStats = field(default_factory=JudgeStats)
 
     def counts(self) -> StageCounts:
         return StageCounts.of(self.n_pairs, len(self.kept), self.rejections)
@@ -125,11 +132,12 @@ async def judge_pairs(
         judge,
         read_verdict,
         lambda path, verdict: write_verdict(path, verdict, judge),
-        budget=budget,
-        slot=slot,
-        force=force,
+        JudgeStats(),
+        budget,
+        slot,
+        force,
     )
-    result = JudgeResult([], [], len(pairs), fanned.ledger, fanned.stats)
+    result = JudgeResult([], [], len(pairs), fanned.ledger, JudgeStats.model_validate(fanned.stats))
     for (_, group), outcome in zip(groups, fanned.outcomes, strict=True):
         if isinstance(outcome, TeacherError):
             result.rejections += [
@@ -151,8 +159,8 @@ def _key_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _publish_ledger(out: StageOutput, params: dict[str, Any]) -> None:
-    generated: dict[str, Any] = params["pairs"].stats.get("ledger", {})
-    ledger = out.stats["ledger"]
+    generated = params["pairs"].stats_as(GenerateStats).ledger
+    ledger = out.stats_as(JudgeStats).ledger
     ledgers = {"generate": generated, STAGE: ledger} if generated else {STAGE: ledger}
     cfg: TeacherConfig = params["cfg"]
     publish_ledger_artifact(
@@ -177,7 +185,7 @@ def judge(
     items = pairs.read("pairs", QAPair)
     by_id = {c.chunk_id: c for c in chunks.read("chunks", Chunk)}
     judge_ = PairRater(cfg.judge, make_backend(cfg, judge=True))
-    generated: dict[str, Any] = pairs.stats.get("ledger", {})
+    generated = pairs.stats_as(GenerateStats).ledger
     spent = generated.get("prompt_tokens", 0) + generated.get("completion_tokens", 0)
     budget = Budget(cfg.token_budget, spent=spent)
     coro = judge_pairs(
@@ -193,10 +201,7 @@ def judge(
     result = run_sync(coro)
     rows = result.ledger.rows
     ledger = {**result.ledger.summary(), "file": write_ledger(ws, result.ledger) if rows else None}
-    stats = {
-        **asdict(result.stats),
-        "judge": judge_.name,
-        "prompt_version": judge_.prompt_version,
-        "ledger": ledger,
-    }
+    stats = result.stats.model_copy(
+        update={"judge": judge_.name, "prompt_version": judge_.prompt_version, "ledger": ledger}
+    )
     return {"pairs": result.kept, "rejections": result.rejections}, result.counts(), stats

@@ -57,6 +57,7 @@ from tasks.diff import (
     retention,
     rows_of,
 )
+from tasks.generate import GenerateStats
 from tasks.split import SplitStats
 from tasks.split_registry import (
     EVAL_STATE,
@@ -89,11 +90,12 @@ def dataset_version(
 
 def teacher_usage(generate: StageOutput, cfg: PipelineConfig) -> dict[str, Any]:
     """This run's teacher calls: ``requests`` counts only calls actually sent."""
+    stats = generate.stats_as(GenerateStats).model_dump()
     return {
         "kind": cfg.teacher.kind,
-        "model": generate.stats.get("teacher"),
+        "model": stats["teacher"],
         **{
-            k: generate.stats.get(k, 0)
+            k: stats[k]
             for k in (
                 *("requests", "cache_hits", "prompt_tokens", "completion_tokens"),
                 *("left", "retired_chunks", "retired_pairs"),
@@ -127,7 +129,7 @@ def build_manifest(
             {"doc_id": d.doc_id, "source": d.source, "content_hash": d.content_hash}
             for d in sorted(documents, key=lambda d: d.source)
         ],
-        "prompt_version": generate.stats.get("prompt_version"),
+        "prompt_version": generate.stats_as(GenerateStats).prompt_version,
         "teacher": {
             **teacher_usage(generate, cfg),
             "ledger": run_ledger(
@@ -333,7 +335,7 @@ def publish(
     rejections = [
         r for s in stages if "rejections" in s.files for r in s.read("rejections", Rejection)
     ]
-    prompt_version = by_name["generate"].stats["prompt_version"]
+    prompt_version = by_name["generate"].stats_as(GenerateStats).prompt_version
     version = dataset_version(documents, cfg, prompt_version, final)
     previous, diff = compare(ws, version, previous, train, eval_, stages)
     untaught = final.stats.get("knowledge_untaught", 0)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from pydantic import BaseModel
+
 from faqforge.config import TeacherConfig
 from faqforge.progress import Progress
 from faqforge.records import Chunk, Rejection
@@ -53,12 +55,13 @@ class Ask(Generic[R]):
     send: Callable[[], Awaitable[R]]
 
 
-@dataclass
-class Traffic:
+class Traffic(BaseModel):
     """This run's requests: a re-run over unchanged chunks has ``requests == 0``.
 
     ``requests`` counts chunks sent (a chunk retried after a bad reply is one); the ledger
     counts every HTTP request. ``left``: chunks not sent because the token budget ran out.
+    A teacher stage's stats extend it with the model, its prompt version and the ledger
+    summary (``model_name``, ``prompt_version``, ``ledger``), which downstream stages read.
     """
 
     requests: int = 0
@@ -67,6 +70,8 @@ class Traffic:
     left: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    prompt_version: str = ""
+    ledger: dict[str, Any] = {}
 
 
 @dataclass
