@@ -66,7 +66,7 @@ from tasks.split_registry import (
     save_eval_version,
     write_state,
 )
-from tasks.validate import ValidationReport, report_markdown
+from tasks.validate import Validation, ValidationReport, report_markdown
 
 CARD = "README.md"
 # Files that describe a version rather than hold it: kept when it is published again.
@@ -110,7 +110,7 @@ def build_manifest(
     documents: list[Document],
     stages: list[StageOutput],
     files: dict[str, dict[str, Any]],
-    validation: dict[str, Any],
+    validation: Validation,
     previous: str | None,
     eval_info: dict[str, Any],
     diff: dict[str, Any],
@@ -144,7 +144,7 @@ def build_manifest(
         "coverage": next((s.stats.get("coverage") for s in stages if s.stage == "curate"), None),
         "files": files,
         "content_hash": stable_hash({n: f["sha256"] for n, f in files.items()}),
-        "validation": validation,
+        "validation": validation.model_dump(mode="json"),
         "eval": eval_info,
         "diff": {  # counts; the pairs themselves and retention by stage are in diff.json
             k: v if isinstance(v, int | float | None) else len(v)
@@ -318,7 +318,7 @@ def compare(
 @task(name="publish")
 def publish(
     stages: list[StageOutput],
-    validation: dict[str, Any],
+    validation: Validation,
     cfg: PipelineConfig,
     workspace: str,
     previous: str | None = None,
@@ -349,7 +349,7 @@ def publish(
 
     train_docs = [r["doc_id"] for r in iter_jsonl(by_name["split"].path("train_docs"))]
     state = eval_state(eval_info["version"], train_docs)
-    report = read_json(Path(validation["report"]))
+    report = read_json(Path(validation.report))
     report["data_docs"] = report["data_docs"] and ws.relative(report["data_docs"])
     extras = {"diff": diff, "state": state, "system_prompt": cfg.finetune.system_prompt,
               "validation": report}  # fmt: skip

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
+from pydantic import BaseModel, ConfigDict
 
 from faqforge.artifacts import artifact_key, cell
 from faqforge.config import ValidateConfig
@@ -199,6 +200,19 @@ def _artifacts(report: ValidationReport, workspace: Workspace, report_path: Path
     )
 
 
+class Validation(BaseModel):
+    """What validate hands to publish (and the manifest's ``validation`` block)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    success: bool
+    evaluated: int | None
+    successful: int | None
+    report: str  # the stage's report.json
+    data_docs: str | None
+    change: dict[str, Any] | None = None
+
+
 @task(name="validate")
 def validate(
     dataset: StageOutput,
@@ -206,7 +220,7 @@ def validate(
     workspace: str,
     previous: str | None = None,
     counts: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> Validation:
     """Check the decontaminated split against ``previous`` (a dataset version); raise
     ``DatasetValidationError`` so publishing stops. ``counts``: each stage's, for the
     explanation of a failure."""
@@ -238,11 +252,11 @@ def validate(
             f"dataset {dataset.stage}/{dataset.key} failed validation "
             f"(report: {report_path}, Data Docs: {report.data_docs}):\n{report.describe()}"
         )
-    return {
-        "success": report.success,
-        "evaluated": report.statistics.get("evaluated_expectations"),
-        "successful": report.statistics.get("successful_expectations"),
-        "report": str(report_path),
-        "data_docs": report.data_docs,
-        "change": report.change,
-    }
+    return Validation(
+        success=report.success,
+        evaluated=report.statistics.get("evaluated_expectations"),
+        successful=report.statistics.get("successful_expectations"),
+        report=str(report_path),
+        data_docs=report.data_docs,
+        change=report.change,
+    )

@@ -199,8 +199,8 @@ def _dataset(tmp_path, train, evals):
 
 def test_task_fn_passes_and_writes_report(tmp_path):
     summary = validate.fn(_dataset(tmp_path, TRAIN, EVAL), ValidateConfig(), str(tmp_path))
-    assert summary["success"] and summary["evaluated"] == summary["successful"]
-    assert read_json(Path(summary["report"]))["success"] is True
+    assert summary.success and summary.evaluated == summary.successful
+    assert read_json(Path(summary.report))["success"] is True
 
 
 def test_task_fn_raises_listing_failures(tmp_path):
