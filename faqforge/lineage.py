@@ -15,7 +15,7 @@ from __future__ import annotations
 import subprocess
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faqforge
 from faqforge.artifacts import artifact_key
@@ -23,6 +23,10 @@ from faqforge.config import PipelineConfig
 from faqforge.lineage_query import dataset_lineage, render, run_lineage
 from faqforge.storage import Workspace
 from faqforge.tasking import in_prefect_run
+
+if TYPE_CHECKING:
+    from tasks.finetune import Trained
+    from tasks.publish import Published
 
 
 @cache
@@ -121,7 +125,7 @@ def with_env(cfg: PipelineConfig, metadata: dict[str, Any], chain: str) -> tuple
     return {**metadata, "env_overrides": cfg.env_overrides}, chain + note
 
 
-def record_dataset(summary: dict[str, Any], cfg: PipelineConfig) -> None:
+def record_dataset(summary: Published, cfg: PipelineConfig) -> None:
     """Corpus → dataset version (refresh flow)."""
     ws = Workspace(cfg.workspace)
     info = dataset_lineage(ws, summary["version"])
@@ -132,7 +136,7 @@ def record_dataset(summary: dict[str, Any], cfg: PipelineConfig) -> None:
     _materialize(dataset, [corpus], *with_env(cfg, meta | documents, render(info)), ws)
 
 
-def record_adapter(summary: dict[str, Any], cfg: PipelineConfig) -> None:
+def record_adapter(summary: Trained, cfg: PipelineConfig) -> None:
     """Dataset version + base model → adapter (finetune flow)."""
     info = run_lineage(Workspace(cfg.workspace), summary["run_id"])
     rid, version = info["run_id"], info["dataset_version"]

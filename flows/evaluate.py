@@ -6,8 +6,6 @@ faqforge run evaluate --run ft-0123abcd4567
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
@@ -18,7 +16,7 @@ from faqforge.notify import notify_failure
 from faqforge.remote import fetch_run, mirror_report
 from faqforge.runtime import prepare_environment
 from faqforge.storage import Workspace
-from tasks.evaluate.stage import evaluate
+from tasks.evaluate.stage import Evaluated, evaluate
 
 
 class RunNotFound(FileNotFoundError):
@@ -41,7 +39,7 @@ def evaluate_flow(
     overrides: list[str] | None = None,
     run: str | None = None,
     workspace: str | None = None,
-) -> dict[str, Any]:
+) -> Evaluated:
     """Score a fine-tuning run against its base model; returns report + metrics.
 
     The teacher section names the judge's endpoint (none for the extractive teacher).

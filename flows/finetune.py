@@ -7,8 +7,6 @@ faqforge run finetune --resume    # continue a killed run from its last checkpoi
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
@@ -20,7 +18,7 @@ from faqforge.notify import notify_failure
 from faqforge.remote import fetch_dataset, mirror_run
 from faqforge.runtime import prepare_environment
 from faqforge.storage import Workspace
-from tasks.finetune import finetune
+from tasks.finetune import Trained, finetune
 from tasks.publish import version_damage
 
 
@@ -50,7 +48,7 @@ def finetune_flow(
     dataset: str | None = None,
     workspace: str | None = None,
     resume: bool = False,
-) -> dict[str, Any]:
+) -> Trained:
     """Train a LoRA/QLoRA adapter on a published dataset version; returns the run.
 
     Args:

@@ -9,8 +9,6 @@ LATEST stays.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from faqforge.config import DEFAULT_CONFIG, load_run_config
@@ -31,7 +29,7 @@ from tasks.generate import generate
 from tasks.ingest import ingest
 from tasks.judge import judge
 from tasks.prepare import prepare_tokenizer
-from tasks.publish import previous_version, publish
+from tasks.publish import Published, previous_version, publish
 from tasks.references import reference_set
 from tasks.split import split
 from tasks.split_registry import frozen_state
@@ -46,7 +44,7 @@ def refresh(
     workspace: str | None = None,
     new_eval: bool = False,
     force_regenerate: bool = False,
-) -> dict[str, Any]:
+) -> Published:
     """Build, validate and publish a dataset version from the corpus; returns its summary.
 
     Args:

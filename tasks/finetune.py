@@ -31,7 +31,7 @@ import logging
 import subprocess
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import task
 
@@ -79,13 +79,23 @@ def gpu_slots(cfg: FinetuneConfig, devices: int) -> AbstractContextManager[Any]:
     return concurrency(cfg.gpu_concurrency_limit, occupy=devices, strict=True)
 
 
+class Trained(TypedDict):
+    """What finetune returns, and the finetune flow (a plain dict, checked by mypy)."""
+
+    run_id: str
+    run_dir: str
+    adapter_dir: str
+    dataset_version: str
+    metrics: dict[str, Any]
+
+
 def train_run(
     dataset_dir: Path,
     cfg: FinetuneConfig,
     ws: Workspace,
     resume: bool = False,
     env_overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Trained:
     """Train into ``runs/<run-id>/`` unless its adapter is complete; return the run summary.
 
     ``env_overrides``: what ``FAQFORGE__*`` variables changed in the config, for the manifest.
@@ -126,7 +136,7 @@ def train_run(
         "run_id": rid,
         "run_dir": str(run_dir),
         "adapter_dir": str(adapter_dir),
-        "dataset_version": dataset["version"],
+        "dataset_version": version,
         "metrics": metrics,
     }
 
@@ -179,7 +189,7 @@ def _dataset_manifest(dataset_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def metrics_markdown(summary: dict[str, Any], ws: Workspace) -> str:
+def metrics_markdown(summary: Trained, ws: Workspace) -> str:
     rows = "\n".join(f"| {k} | {cell(v)} |" for k, v in sorted(summary["metrics"].items()))
     return (
         f"# Fine-tune run `{summary['run_id']}`\n\n"
@@ -215,7 +225,7 @@ def samples_markdown(run_dir: Path, ws: Workspace) -> str | None:
     return "\n".join(lines) + "\n"
 
 
-def publish_artifacts(summary: dict[str, Any], ws: Workspace) -> None:
+def publish_artifacts(summary: Trained, ws: Workspace) -> None:
     """Metrics, loss history and sample answers as artifacts of the current Prefect run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -250,7 +260,7 @@ def finetune(
     workspace: str,
     resume: bool = False,
     env_overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Trained:
     """Train (or find) the adapter for this dataset version and config; return its run summary."""
     ws = Workspace(Path(workspace))
     summary = train_run(Path(dataset_dir), cfg, ws, resume, env_overrides)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import task
 
@@ -315,6 +315,22 @@ def compare(
     return previous, diff
 
 
+class Published(TypedDict):
+    """What publish returns, and the refresh flow: a plain dict a Prefect run's result shows,
+    checked by mypy where it is read (``flows/refresh.py``, ``faqforge/lineage.py``)."""
+
+    version: str
+    dir: str
+    train: int
+    eval: int
+    knowledge: int
+    unseen_documents: int
+    rejected: int
+    previous_version: str | None
+    eval_version: str
+    teacher: dict[str, Any]
+
+
 @task(name="publish")
 def publish(
     stages: list[StageOutput],
@@ -322,7 +338,7 @@ def publish(
     cfg: PipelineConfig,
     workspace: str,
     previous: str | None = None,
-) -> dict[str, Any]:
+) -> Published:
     """Gather the stages' outputs and rejections into a published dataset version.
 
     ``previous`` is the version validation compared against (``previous_version``).
@@ -355,7 +371,7 @@ def publish(
               "validation": report}  # fmt: skip
     path = publish_dataset(ws, version, train, eval_, rejections, manifest_fn, extras)
     write_state(ws, state["version"], state["train_docs"])
-    summary = {
+    summary: Published = {
         "version": version,
         "dir": str(path),
         "train": len(train),

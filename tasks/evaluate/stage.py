@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import task
 
@@ -368,10 +368,17 @@ def evaluate_run(
     return {"report": str(out / "report.md"), "metrics": metrics, "markdown": report}
 
 
+class Evaluated(TypedDict):
+    """What evaluate returns, and the evaluate flow (a plain dict, checked by mypy)."""
+
+    report: str
+    metrics: dict[str, Any]
+
+
 @task(name="evaluate")
 def evaluate(
     run_dir: str, cfg: EvaluateConfig, workspace: str, teacher: TeacherConfig | None = None
-) -> dict[str, Any]:
+) -> Evaluated:
     """Evaluate fine-tuning run ``run_dir`` against its base; return report path and metrics.
 
     ``teacher`` is the judge's endpoint (None or extractive: no judge).
