@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
@@ -151,13 +151,20 @@ def save_output(
     outputs: Mapping[str, Sequence[Record | dict[str, Any]]],
     counts: StageCounts,
     stats: dict[str, Any] | None = None,
+    extra: Callable[[Path, Path], dict[str, str]] | None = None,
 ) -> StageOutput:
-    """Write every output file, then move the folder into place and mark it finished."""
+    """Write every output file, then move the folder into place and mark it finished.
+
+    ``extra(staging, final)`` writes files that are not records (validate's report.json and
+    Data Docs) into the staging folder and returns ``{name: file}`` of those to hash.
+    """
     final = ws.stage_dir(stage, key)
     staging = ws.staging(f"{stage}-{key}")
     files = {name: f"{name}.jsonl" for name in outputs}
     for name, rows in outputs.items():
         write_jsonl(staging / files[name], rows)
+    if extra is not None:
+        files |= extra(staging, final)
     out = StageOutput(
         stage=stage,
         key=key,

@@ -16,7 +16,7 @@ Data Docs HTML goes next to ``report.json`` in the stage folder and is linked as
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from faqforge.artifacts import artifact_key, cell
 from faqforge.config import ValidateConfig
 from faqforge.records import KNOWLEDGE, UNSEEN_DOCUMENTS, EvalItem, QAPair
-from faqforge.stage import StageOutput, module_hash, stage_key
+from faqforge.stage import StageCounts, StageOutput, module_hash, save_output, stage_key
 from faqforge.storage import Workspace, file_hash, write_json
 from faqforge.tasking import in_prefect_run
 from tasks.diff import change_shares
@@ -227,14 +227,21 @@ def validate(
     ws = Workspace(Path(workspace))
     suites = [file_hash(resolve_suite(p)) for p in (cfg.suite, cfg.summary_suite)]
     key = stage_key(STAGE, module_hash(sys.modules[__name__]), dataset, cfg, suites, previous)
-    folder = ws.stage_dir(STAGE, key)
     previous_dir = ws.datasets / previous if previous else None
-    report = validate_dataset(
-        dataset.read("train", QAPair), dataset.read("eval", EvalItem), cfg, previous_dir,
-        folder / "data_docs", counts,
-    )  # fmt: skip
-    report_path = folder / "report.json"
-    write_json(report_path, asdict(report))
+    train, evals = dataset.read("train", QAPair), dataset.read("eval", EvalItem)
+    reports: list[ValidationReport] = []
+
+    def write_report(staging: Path, final: Path) -> dict[str, str]:
+        """The report and Data Docs, written whole and marked ``_SUCCESS`` like any stage."""
+        made = validate_dataset(train, evals, cfg, previous_dir, staging / "data_docs", counts)
+        docs = str(final / "data_docs" / "index.html") if made.data_docs else None
+        reports.append(replace(made, data_docs=docs))
+        write_json(staging / "report.json", asdict(reports[0]))
+        return {"report": "report.json"}
+
+    n = len(train) + len(evals)
+    out = save_output(ws, STAGE, key, {}, StageCounts.of(n, n, []), extra=write_report)
+    report, report_path = reports[0], out.path("report")
     if in_prefect_run():
         _artifacts(report, ws, report_path)
         stats = report.statistics
