@@ -60,7 +60,7 @@ def test_flows_materialize_the_chain_documents_dataset_adapter_report(chain):
     events = materializations([dataset, adapter, report])
     assert set(events) == {dataset, adapter, report}
     assert related_ids(events[dataset]) == {corpus}
-    base = read_run_manifest(Workspace(ws), ws / "runs" / rid)["base_model"]
+    base = read_run_manifest(Workspace(ws), ws / "runs" / rid).base_model
     assert related_ids(events[adapter]) == {dataset, f"file://{base}"}
     assert related_ids(events[report]) == {adapter, dataset}
     # Each materialization carries what the step made.
@@ -119,7 +119,7 @@ def test_lineage_of_a_training_pair_back_to_its_chunk_and_forward_to_runs(chain)
     doc = info["document"]
     assert doc["path"] == str(chain["corpus"] / pair["source"])
     manifest = read_json(ws / "datasets" / version / "manifest.json")
-    (listed,) = [d for d in manifest.documents if d["doc_id"] == pair["doc_id"]]
+    (listed,) = [d for d in manifest["documents"] if d["doc_id"] == pair["doc_id"]]
     assert doc["content_hash"] == listed["content_hash"]
     # The chunk, from the chunk stage's output: its heading path, and text the answer came from.
     chunk = info["chunk"]
@@ -156,7 +156,7 @@ def test_lineage_of_a_dataset_version_and_of_a_run(chain):
 
     info = json.loads(lineage_cli(chain, rid, "--json").stdout)
     assert info["kind"] == "run" and info["dataset_version"] == version
-    assert info["base_model"] == read_run_manifest(Workspace(ws), ws / "runs" / rid)["base_model"]
+    assert info["base_model"] == read_run_manifest(Workspace(ws), ws / "runs" / rid).base_model
     assert info["dataset"]["version"] == version and info["dataset"]["documents"] == 3
     assert info["evaluation"]["n"] == 6
     text = lineage_cli(chain, rid).output
