@@ -115,7 +115,9 @@ def _materialize(
     )
 
 
-def with_env(cfg: PipelineConfig, metadata: dict[str, Any], chain: str) -> tuple[dict, str]:
+def with_env(
+    cfg: PipelineConfig, metadata: dict[str, Any], chain: str
+) -> tuple[dict[str, Any], str]:
     """The metadata and chain, plus what ``FAQFORGE__*`` variables changed in the config:
     a deployment run's parameters do not show them, so its artifact must."""
     if not cfg.env_overrides:

@@ -75,7 +75,7 @@ class StageOutput(BaseModel):
 
     def stats_as(self, model: type[M]) -> M:
         """The stats read through the model their stage writes them with: one definition of
-        each hand-off (``SplitStats``, ``GeneratedStats``), checked by mypy at both ends."""
+        each hand-off (``SplitStats``, ``GenerateStats``), checked by mypy at both ends."""
         return model.model_validate(self.stats)
 
     def read(self, name: str, cls: type[R]) -> list[R]:

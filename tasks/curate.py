@@ -194,21 +194,16 @@ def rules(max_answer_words: int) -> list[Rule]:
     return [
         check_passage_reference,
         partial(check_answer_length, max_words=max_answer_words),
-        *RULES,
+        check_answer_present,
+        check_answer_is_sentence,
+        check_answer_min_words,
+        check_answer_not_heading,
+        check_question_length,
+        check_question_max_length,
+        check_is_question,
+        check_answer_adds_something,
+        check_language,
     ]
-
-
-RULES: list[Rule] = [
-    check_answer_present,
-    check_answer_is_sentence,
-    check_answer_min_words,
-    check_answer_not_heading,
-    check_question_length,
-    check_question_max_length,
-    check_is_question,
-    check_answer_adds_something,
-    check_language,
-]
 
 
 def screen(pair: QAPair, cfg: CurateConfig) -> dict[str, list[str]]:

@@ -110,9 +110,6 @@ class GenerateResult:
         answered = self.n_chunks - len(self.rejections)
         return StageCounts.of(self.n_chunks, answered, self.rejections, produced=len(self.pairs))
 
-    def content_hash(self) -> str:
-        return stable_hash([r.to_dict() for r in [*self.pairs, *self.rejections]])
-
 
 async def generate_for_chunks(
     chunks: Sequence[Chunk],

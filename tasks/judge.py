@@ -125,6 +125,7 @@ async def judge_pairs(
         path = cache_path(cache_dir, judge_key(chunk, qa, judge))
         return Ask(chunk, path, lambda: judge.rate(chunk, qa))
 
+    stats = JudgeStats()
     fanned = await fan_out(
         STAGE,
         [ask(c, g) for c, g in groups],
@@ -132,12 +133,12 @@ async def judge_pairs(
         judge,
         read_verdict,
         lambda path, verdict: write_verdict(path, verdict, judge),
-        JudgeStats(),
+        stats,
         budget,
         slot,
         force,
     )
-    result = JudgeResult([], [], len(pairs), fanned.ledger, JudgeStats.model_validate(fanned.stats))
+    result = JudgeResult([], [], len(pairs), fanned.ledger, stats)
     for (_, group), outcome in zip(groups, fanned.outcomes, strict=True):
         if isinstance(outcome, TeacherError):
             result.rejections += [

@@ -60,8 +60,8 @@ class Traffic(BaseModel):
 
     ``requests`` counts chunks sent (a chunk retried after a bad reply is one); the ledger
     counts every HTTP request. ``left``: chunks not sent because the token budget ran out.
-    A teacher stage's stats extend it with the model, its prompt version and the ledger
-    summary (``model_name``, ``prompt_version``, ``ledger``), which downstream stages read.
+    A teacher stage's stats add the prompt version and the ledger summary, and its
+    subclass names the model (``GenerateStats.teacher``, ``JudgeStats.judge``).
     """
 
     requests: int = 0
